@@ -1,0 +1,30 @@
+# Two commands on a fresh machine:  `make run` (the pipeline) and `make test` (the tests).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Pinned torch wheels: the ones this project is tested with (they lie on the CI disk).
+TORCH   := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup run test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -x --durations=15
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_codec.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+"""grm: a learned image codec with a Global Reference entropy model and GSDN transforms."""
+
+__version__ = "0.1.0"

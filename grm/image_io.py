@@ -1,0 +1,98 @@
+"""Reading and writing images: anything Pillow opens becomes RGB 8-bit, with a note."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ImageError
+
+MAX_PIXELS = 1 << 28  # larger files are refused as possible decompression bombs
+
+
+def _to_rgb8(img) -> tuple[np.ndarray, list[str]]:
+    from PIL import Image
+    notes = []
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I") else max(1.0, float(arr.max()))
+        arr = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        notes.append(f"converted {mode} to 8-bit")
+        return np.repeat(arr[..., None], 3, axis=2), notes + ["converted grayscale to RGB"]
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        notes.append(f"dropped the alpha channel of a {mode} image")
+    elif mode in ("L", "1"):
+        notes.append("converted grayscale to RGB")
+    elif mode != "RGB":
+        notes.append(f"converted {mode} to RGB")
+    rgb = img.convert("RGB") if mode != "RGB" else img
+    return np.asarray(rgb, dtype=np.uint8).copy(), notes
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """(H, W, 3) uint8 and notes on what was converted; ImageError for anything unusable."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image not found: {path}")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            try:
+                with Image.open(path) as img:
+                    img.load()
+                    notes = []
+                    if img.getexif().get(0x0112, 1) != 1:
+                        notes.append("applied EXIF orientation")
+                    img = ImageOps.exif_transpose(img)
+                    arr, more = _to_rgb8(img)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: refused, too many pixels (possible decompression bomb): {e}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: unreadable or truncated image ({e})") from None
+    return arr, notes + more
+
+
+def to_tensor(arr: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(arr).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return x[0].clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write via a temp file in the same folder and rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_png(path: str | Path, arr: np.ndarray) -> None:
+    import io
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    write_atomic(path, buf.getvalue())

@@ -1,0 +1,148 @@
+"""Serial arithmetic coding of ŷ with the GRM entropy model.
+
+Encoder and decoder run the very same ``_run`` loop: at position i it reads only
+positions already coded, evaluates the networks as matrix–vector products in the
+same order and dtype, builds the per-symbol CDFs and then either writes the known
+symbols or reads them. Sharing the loop is what keeps the two bit-exact.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from compressai.ans import BufferedRansEncoder, RansDecoder
+
+from .mixture import coding_cdfs, gaussian_bin_prob, split_stage
+from .reference import DESCRIPTOR_TAPS, SIM_MIN
+
+PAD = 2  # the 5×5 context reaches two positions out
+
+
+def _linear_parts(net):
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    return [(c.weight.flatten(1), c.bias) for c in convs]
+
+
+class _Tables:
+    """The model's weights rearranged for one-position-at-a-time evaluation."""
+
+    def __init__(self, model, psi: torch.Tensor):
+        cfg = model.config
+        M, H = cfg.M, cfg.width
+        self.M, self.H = M, H
+        self.ctx_w, self.ctx_taps = model.context.causal_taps()
+        self.ctx_b = model.context.bias
+        self.ref_w, self.ref_taps = model.ref_conv.causal_taps()
+        self.ref_b = model.ref_conv.bias
+        (w1, b1), l12, l13 = _linear_parts(model.stage1)
+        (w2, b2), l22, l23 = _linear_parts(model.stage2)
+        (w3, b3), l32, l33 = _linear_parts(model.stage3)
+        # First layers split by input: local (all stages), reference (2, 3), hyper (3).
+        self.loc_w = torch.cat([w1, w2[:, :2 * M], w3[:, :2 * M]])
+        self.loc_b = torch.cat([b1, b2, b3])
+        self.ref_proj_w = torch.cat([w2[:, 2 * M:], w3[:, 2 * M:4 * M]])
+        # The hyper feature is known up front: project it for every position at once.
+        psi_proj = F.conv2d(psi, w3[:, 4 * M:].reshape(H, 2 * M, 1, 1))
+        self.psi_proj = psi_proj[0].flatten(1).t().contiguous()            # HW, H
+        self.mid_w = torch.stack([l12[0], l22[0], l32[0]])
+        self.mid_b = torch.stack([l12[1], l22[1], l32[1]]).unsqueeze(-1)
+        self.out_w = torch.stack([l13[0], l23[0], l33[0]])
+        self.out_b = torch.stack([l13[1], l23[1], l33[1]]).unsqueeze(-1)
+        mask = model.stage_mask()
+        self.logit_mask = None if mask is None else mask.unsqueeze(1)
+        self.reference = cfg.reference == "on"
+
+
+def _run(model, psi: torch.Tensor, code_position) -> torch.Tensor:
+    """Visit every latent position in raster order; ``code_position`` codes one."""
+    t = _Tables(model, psi)
+    M, H = t.M, t.H
+    _, _, h, w = psi.shape
+    n = h * w
+    ybuf = torch.zeros(h + PAD, w + 2 * PAD, M)  # channels-last; row/col offset PAD
+    ctx_dy = torch.tensor([dy for dy, _ in t.ctx_taps])
+    ctx_dx = torch.tensor([dx for _, dx in t.ctx_taps])
+    ref_dy = torch.tensor([dy for dy, _ in t.ref_taps])
+    ref_dx = torch.tensor([dx for _, dx in t.ref_taps])
+    dsc_dy = torch.tensor([dy for dy, _ in DESCRIPTOR_TAPS])
+    dsc_dx = torch.tensor([dx for _, dx in DESCRIPTOR_TAPS])
+    desc = torch.zeros(n, 4 * M)
+    ref_feat = torch.zeros(n, 2 * H)      # reference contribution to stages 2 and 3
+    conf = torch.zeros(n)
+    no_ref = torch.zeros(2 * H)
+    out = torch.empty(M, h, w)
+    for i in range(n):
+        r, c = divmod(i, w)
+        rr, cc = r + PAD, c + PAD
+        patch = ybuf[rr + ctx_dy, cc + ctx_dx].flatten()
+        phi_loc = torch.addmv(t.ctx_b, t.ctx_w, patch)
+        first = torch.addmv(t.loc_b, t.loc_w, phi_loc).view(3, H)
+        bias = None
+        if t.reference:
+            d = F.normalize(ybuf[rr + dsc_dy, cc + dsc_dx].flatten(), dim=0)
+            desc[i] = d
+            if i > 0:
+                sims = desc[:i] @ d
+                j = int(torch.argmax(sims))
+                sim = sims[j].clamp(SIM_MIN, 1.0)
+                bias = torch.log(sim) + torch.log(conf[j])
+                rf = ref_feat[j]
+            else:
+                bias = torch.log(torch.tensor(SIM_MIN)) * 2
+                rf = no_ref
+        else:
+            rf = no_ref
+        first[1:] += rf.view(2, H)
+        first[2] += t.psi_proj[i]
+        hid = F.leaky_relu(first).unsqueeze(-1)
+        hid = F.leaky_relu(torch.baddbmm(t.mid_b, t.mid_w, hid))
+        params = torch.baddbmm(t.out_b, t.out_w, hid).squeeze(-1)        # 3, 3M
+        logits, means, scales = split_stage(params, M, -1)
+        if bias is not None:
+            logits = torch.cat([logits[:1], logits[1:2] + bias, logits[2:]])
+        if t.logit_mask is not None:
+            logits = logits + t.logit_mask
+        cdf, offsets, length = coding_cdfs(logits, means, scales)
+        sym = code_position(i, cdf, offsets, length)                       # M floats
+        ybuf[rr, cc] = sym
+        out[:, r, c] = sym
+        if t.reference:
+            conf[i] = gaussian_bin_prob(sym, means[0], scales[0]).mean().clamp(SIM_MIN, 1.0)
+            f = torch.addmv(t.ref_b, t.ref_w, ybuf[rr + ref_dy, cc + ref_dx].flatten())
+            ref_feat[i] = t.ref_proj_w @ f
+    return out.unsqueeze(0)
+
+
+def _check_single(psi: torch.Tensor):
+    if psi.shape[0] != 1:
+        raise ValueError("the coder works on one image at a time")
+
+
+def encode_latents(model, y_sym: torch.Tensor, psi: torch.Tensor) -> bytes:
+    _check_single(psi)
+    enc = BufferedRansEncoder()
+    flat = (y_sym[0].flatten(1).t() + 0.0).contiguous()   # HW, M; +0.0 turns -0 into 0
+    indexes = list(range(model.config.M))
+
+    def write(i, cdf, offsets, length):
+        sym = flat[i]
+        enc.encode_with_indexes(sym.long().tolist(), indexes, cdf.tolist(),
+                                [length] * len(indexes), offsets.tolist())
+        return sym
+
+    _run(model, psi, write)
+    return enc.flush()
+
+
+def decode_latents(model, data: bytes, psi: torch.Tensor) -> torch.Tensor:
+    _check_single(psi)
+    dec = RansDecoder()
+    # Zero padding keeps the C++ decoder's reads inside our buffer on damaged input.
+    dec.set_stream(bytes(data) + bytes(64))
+    indexes = list(range(model.config.M))
+
+    def read(i, cdf, offsets, length):
+        vals = dec.decode_stream(indexes, cdf.tolist(), [length] * len(indexes), offsets.tolist())
+        return torch.tensor(vals, dtype=torch.float32)
+
+    return _run(model, psi, read)

@@ -1,0 +1,206 @@
+"""The GRM model: GSDN transforms, hyperprior, local context, global reference and
+the three cascaded parameter networks whose outputs form the mixture entropy model.
+
+``forward`` is the parallel training/estimation path; real coding is in
+``grm.latent_coder``, which evaluates the same networks one position at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck
+from compressai.models.base import CompressionModel
+
+from .layers import MaskedConv2d, make_norm
+from .mixture import gaussian_bin_prob, mixture_likelihood, split_stage
+from .reference import SIM_MIN, causal_search, descriptors, gather_positions, raster_keys
+
+STRIDE = 64  # g_a (16) × h_a (4): inputs are padded to a multiple of this
+
+
+@dataclass(frozen=True)
+class GRMConfig:
+    N: int = 192
+    M: int = 384
+    hidden: int = 0          # width of the parameter networks; 0 means 3·M
+    norm: str = "gsdn"       # gsdn | gdn
+    reference: str = "on"    # on | off
+    likelihood: str = "mixture"  # mixture | final-stage
+
+    def __post_init__(self):
+        for key, allowed in (("norm", ("gsdn", "gdn")), ("reference", ("on", "off")),
+                             ("likelihood", ("mixture", "final-stage"))):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.N < 1 or self.M < 1 or self.hidden < 0:
+            raise ValueError("N and M must be positive and hidden non-negative")
+
+    @property
+    def width(self) -> int:
+        return self.hidden or 3 * self.M
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GRMConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+CONFIGS = {
+    "paper": GRMConfig(N=192, M=384),
+    "small": GRMConfig(N=64, M=96),
+    "tiny": GRMConfig(N=16, M=24, hidden=48),
+}
+
+
+def config_from(spec) -> GRMConfig:
+    """A named config ('paper', 'small', 'tiny'), optionally with overrides in a dict."""
+    if isinstance(spec, GRMConfig):
+        return spec
+    if isinstance(spec, str):
+        spec = {"base": spec}
+    spec = dict(spec)
+    base = spec.pop("base", None)
+    if base is not None and base not in CONFIGS:
+        raise ValueError(f"unknown model config {base!r}; choose from {sorted(CONFIGS)}")
+    start = CONFIGS[base].to_dict() if base else {}
+    start.update(spec)
+    return GRMConfig.from_dict(start)
+
+
+def _conv(cin, cout, k=5, stride=2):
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def _deconv(cin, cout, k=5, stride=2):
+    return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1)
+
+
+def _param_net(cin, hidden, cout):
+    return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.LeakyReLU(inplace=True),
+                         nn.Conv2d(hidden, hidden, 1), nn.LeakyReLU(inplace=True),
+                         nn.Conv2d(hidden, cout, 1))
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class GRM(CompressionModel):
+    def __init__(self, config: GRMConfig | str | dict = "small"):
+        super().__init__()
+        cfg = self.config = config_from(config)
+        N, M, H = cfg.N, cfg.M, cfg.width
+        self.g_a = nn.Sequential(_conv(3, N), make_norm(cfg.norm, N), _conv(N, N), make_norm(cfg.norm, N),
+                                 _conv(N, N), make_norm(cfg.norm, N), _conv(N, M))
+        self.g_s = nn.Sequential(_deconv(M, N), make_norm(cfg.norm, N, True), _deconv(N, N),
+                                 make_norm(cfg.norm, N, True), _deconv(N, N), make_norm(cfg.norm, N, True),
+                                 _deconv(N, 3))
+        self.h_a = nn.Sequential(_conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), _conv(N, N),
+                                 nn.LeakyReLU(inplace=True), _conv(N, N))
+        self.h_s = nn.Sequential(_deconv(N, M), nn.LeakyReLU(inplace=True), _deconv(M, M * 3 // 2),
+                                 nn.LeakyReLU(inplace=True), _conv(M * 3 // 2, 2 * M, 3, 1))
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.context = MaskedConv2d(M, 2 * M, 5, "A")
+        self.ref_conv = MaskedConv2d(M, 2 * M, 3, "B")
+        self.stage1 = _param_net(2 * M, H, 3 * M)
+        self.stage2 = _param_net(4 * M, H, 3 * M)
+        self.stage3 = _param_net(6 * M, H, 3 * M)
+
+    # -- entropy model, parallel form -------------------------------------------------
+    def stage_mask(self) -> torch.Tensor | None:
+        """Additive logit mask that keeps only stage 3 for the final-stage ablation."""
+        if self.config.likelihood == "mixture":
+            return None
+        return torch.tensor([float("-inf"), float("-inf"), 0.0])
+
+    def entropy_parameters(self, y_hat: torch.Tensor, psi: torch.Tensor):
+        """Mixture (logits, means, scales), each (3, B, M, H, W), for integer ŷ."""
+        M = self.config.M
+        b, _, h, w = y_hat.shape
+        phi_loc = self.context(y_hat)
+        s1 = self.stage1(phi_loc)
+        if self.config.reference == "on":
+            keys = raster_keys(h, w, y_hat.device)
+            ref, sim, has_ref = causal_search(descriptors(y_hat), keys)
+            phi_ref = gather_positions(self.ref_conv(y_hat), ref) * has_ref.unsqueeze(1)
+            phi_ref = phi_ref.view(b, 2 * M, h, w)
+            with torch.no_grad():
+                l1, m1, sc1 = split_stage(s1.detach(), M, 1)
+                conf = gaussian_bin_prob(y_hat.detach(), m1, sc1).mean(1).flatten(1)   # B, HW
+                conf = torch.gather(conf, 1, ref).clamp(SIM_MIN, 1.0)
+                conf = torch.where(has_ref, conf, torch.full_like(conf, SIM_MIN))
+            bias = (torch.log(sim) + torch.log(conf)).view(b, 1, h, w)
+        else:
+            phi_ref = torch.zeros_like(phi_loc)
+            bias = 0.0
+        s2 = self.stage2(torch.cat([phi_loc, phi_ref], 1))
+        s3 = self.stage3(torch.cat([phi_loc, phi_ref, psi], 1))
+        parts = [split_stage(s, M, 1) for s in (s1, s2, s3)]
+        logits = torch.stack([parts[0][0], parts[1][0] + bias, parts[2][0]])
+        mask = self.stage_mask()
+        if mask is not None:
+            logits = logits + mask.to(logits).view(3, 1, 1, 1, 1)
+        means = torch.stack([p[1] for p in parts])
+        scales = torch.stack([p[2] for p in parts])
+        return logits, means, scales
+
+    # -- training / estimation ---------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> dict:
+        """Reconstruction and likelihoods; noisy rates in train mode, exact rates in eval.
+
+        Any size works: the input is padded like ``compress`` pads it, so the eval-mode
+        likelihoods estimate the real bitstream.
+        """
+        height, width = x.shape[-2:]
+        y = self.g_a(self.pad(x))
+        z = self.h_a(y)
+        z_hat, z_lik = self.entropy_bottleneck(z)
+        psi = self.h_s(z_hat)
+        y_hat = round_ste(y)
+        y_rate = y + torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else torch.round(y)
+        logits, means, scales = self.entropy_parameters(y_hat, psi)
+        y_lik = mixture_likelihood(y_rate, logits, means, scales)
+        x_hat = self.g_s(y_hat)[..., :height, :width]
+        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
+
+    # -- real coding -------------------------------------------------------------------
+    @staticmethod
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % STRIDE, (-w) % STRIDE
+        return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor):
+        """(1, 3, H, W) in [0, 1] → ([z bytes, ŷ bytes], ŷ int tensor)."""
+        from .latent_coder import encode_latents
+        y = self.g_a(self.pad(x))
+        z = self.h_a(y)
+        z_bytes = self.entropy_bottleneck.compress(z)[0]
+        z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
+        psi = self.h_s(z_hat)
+        y_sym = torch.round(y)
+        y_bytes = encode_latents(self, y_sym, psi)
+        return [z_bytes, y_bytes], y_sym
+
+    @torch.no_grad()
+    def decompress(self, strings, height: int, width: int):
+        """Streams → ((1, 3, H, W) reconstruction in [0, 1], ŷ)."""
+        from .latent_coder import decode_latents
+        hp, wp = height + (-height) % STRIDE, width + (-width) % STRIDE
+        z_hat = self.entropy_bottleneck.decompress([strings[0]], (hp // STRIDE, wp // STRIDE))
+        psi = self.h_s(z_hat)
+        y_sym = decode_latents(self, strings[1], psi)
+        x_hat = self.g_s(y_sym)[..., :height, :width].clamp(0, 1)
+        return x_hat, y_sym

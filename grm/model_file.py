@@ -1,0 +1,95 @@
+"""Self-contained model files: safetensors weights + the config in the header.
+
+safetensors cannot execute code on load, so a model file handed over by anyone is
+safe to open. The model identifier written into every .grm file is the model's name
+plus a hash of the file, so a bitstream is only ever decoded by the weights that
+wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ModelFileError
+
+FORMAT = "grm-model/1"
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    name: str
+    weights_hash: bytes   # first 16 bytes of sha256(file)
+    arch: str
+    config: dict
+    path: Path
+
+
+def build(arch: str, config: dict) -> torch.nn.Module:
+    """Instantiate an architecture by name (grm, or a compressai peer)."""
+    if arch == "grm":
+        from .model import GRM
+        return GRM(config)
+    raise ModelFileError(f"unknown architecture {arch!r}")
+
+
+def save_model(model: torch.nn.Module, path: str | Path, name: str, arch: str, config: dict,
+               extra: dict | None = None) -> Path:
+    """Write weights + config atomically (temp file, then rename)."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "arch": arch, "name": name, "config": json.dumps(config)}
+    if extra:
+        meta["extra"] = json.dumps(extra)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    data = path.read_bytes()
+    try:
+        meta = _metadata(data)
+        tensors = load_bytes(data)
+    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path} is not a valid grm model file: {e}") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a grm model file (format {meta.get('format')!r})")
+    try:
+        config = json.loads(meta["config"])
+        model = build(meta["arch"], config)
+        model.load_state_dict(tensors)
+    except ModelFileError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise ModelFileError(f"{path}: weights do not fit the stored config: {e}") from None
+    model.eval()
+    return LoadedModel(model, meta.get("name", path.stem), hashlib.sha256(data).digest()[:16],
+                       meta["arch"], config, path)
+
+
+def _metadata(data: bytes) -> dict:
+    """The safetensors JSON header's __metadata__, read without trusting its length."""
+    if len(data) < 8:
+        raise ValueError("file too short")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8 or n > 100_000_000:
+        raise ValueError("header length out of range")
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("bad metadata")
+    return meta

@@ -1,0 +1,62 @@
+"""Global reference search: for each latent position, the most similar earlier one.
+
+The descriptor of a position is ŷ at its four causal neighbours (top-left, top,
+top-right, left), flattened and L2-normalised; similarity is the cosine. A position j
+is a candidate for i only if j comes strictly earlier in the decoding order, in
+training exactly as in decoding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SIM_MIN = 1e-8
+# (dy, dx) of the descriptor taps, in the order their channels are concatenated.
+DESCRIPTOR_TAPS = ((-1, -1), (-1, 0), (-1, 1), (0, -1))
+
+
+def descriptors(y_hat: torch.Tensor) -> torch.Tensor:
+    """(B, M, H, W) → (B, H·W, 4M) unit-norm descriptors (zero where all taps are padding)."""
+    b, m, h, w = y_hat.shape
+    padded = F.pad(y_hat, (1, 1, 1, 0))
+    taps = [padded[:, :, 1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w] for dy, dx in DESCRIPTOR_TAPS]
+    d = torch.cat(taps, dim=1).flatten(2).transpose(1, 2)
+    return F.normalize(d, dim=-1)
+
+
+def raster_keys(h: int, w: int, device=None) -> torch.Tensor:
+    return torch.arange(h * w, device=device)
+
+
+@torch.no_grad()
+def _argmax_causal(desc: torch.Tensor, keys: torch.Tensor, chunk: int) -> torch.Tensor:
+    b, n, _ = desc.shape
+    out = torch.empty(b, n, dtype=torch.long, device=desc.device)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        sims = desc[:, start:stop] @ desc.transpose(1, 2)             # B, chunk, n
+        allowed = keys.unsqueeze(0) < keys[start:stop].unsqueeze(1)   # chunk, n
+        sims = sims.masked_fill(~allowed, float("-inf"))
+        out[:, start:stop] = sims.argmax(-1)
+    return out
+
+
+def causal_search(desc: torch.Tensor, keys: torch.Tensor, chunk: int = 1024):
+    """Reference index, similarity S and a has-reference mask for every position.
+
+    Works on row blocks of at most ``chunk`` × H·W similarities, so memory stays
+    linear in the image size. S is differentiable in the descriptors.
+    """
+    ref = _argmax_causal(desc, keys, chunk)
+    has_ref = (keys.unsqueeze(0) > keys.min()).expand_as(ref)
+    ref_desc = torch.gather(desc, 1, ref.unsqueeze(-1).expand_as(desc))
+    sim = (desc * ref_desc).sum(-1).clamp(SIM_MIN, 1.0)
+    sim = torch.where(has_ref, sim, torch.full_like(sim, SIM_MIN))
+    return ref, sim, has_ref
+
+
+def gather_positions(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) at flat positions index (B, N) → (B, C, N)."""
+    flat = x.flatten(2)
+    return torch.gather(flat, 2, index.unsqueeze(1).expand(-1, flat.shape[1], -1))

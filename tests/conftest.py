@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+
+from grm.image_io import read_image, to_tensor
+from grm.loss import RateDistortionLoss
+from grm.model import GRM
+from grm.model_file import load_model, save_model
+from grm.sample_images import bundled_photos
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    arr, _ = read_image(bundled_photos()["astronaut"])
+    return arr
+
+
+def quick_train(config, photo: np.ndarray, steps: int = 300, seed: int = 0) -> GRM:
+    """A few hundred steps on crops of one photo: enough for realistic statistics."""
+    torch.manual_seed(seed)
+    x = to_tensor(photo)
+    model = GRM(config)
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    opt, aux_opt = torch.optim.Adam(main, 3e-3), torch.optim.Adam(aux, 1e-2)
+    crit = RateDistortionLoss(0.01)
+    h, w = x.shape[-2:]
+    for _ in range(steps):
+        ij = torch.stack([torch.randint(0, h - 64, (8,)), torch.randint(0, w - 64, (8,))], 1)
+        batch = torch.cat([x[..., i:i + 64, j:j + 64] for i, j in ij.tolist()])
+        loss = crit(model(batch), batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        aux_loss = model.aux_loss()
+        aux_opt.zero_grad()
+        aux_loss.backward()
+        aux_opt.step()
+    model.eval()
+    model.update(force=True)
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_model_path(tmp_path_factory, photo):
+    model = quick_train("tiny", photo)
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_model(model, path, name="tiny-test", arch="grm", config=model.config.to_dict())
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(trained_model_path):
+    return load_model(trained_model_path)

@@ -1,0 +1,65 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from grm.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "grm.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_compress_decompress_info(trained_model_path, photo, tmp_path, capsys):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo[:80, :100]).save(src)
+    assert main(["compress", str(src), str(tmp_path / "a.grm"), "--model", str(trained_model_path)]) == 0
+    assert main(["decompress", str(tmp_path / "a.grm"), str(tmp_path / "out.png"),
+                 "--model", str(trained_model_path)]) == 0
+    assert main(["info", str(tmp_path / "a.grm")]) == 0
+    out = capsys.readouterr().out
+    assert "bpp" in out and "100x80" in out and "tiny-test" in out
+    assert np.asarray(Image.open(tmp_path / "out.png")).shape == (80, 100, 3)
+
+
+def test_grayscale_and_rgba_inputs_are_converted_with_a_note(trained_model_path, tmp_path, capsys):
+    for mode, shape in (("L", (30, 40)), ("RGBA", (30, 40, 4)), ("I;16", (30, 40))):
+        arr = np.random.default_rng(0).integers(0, 255, size=shape).astype(np.uint16 if mode == "I;16" else np.uint8)
+        img = Image.fromarray(arr, mode=mode) if mode != "I;16" else Image.fromarray(arr * 200)
+        src = tmp_path / f"{mode.replace(';', '')}.png"
+        img.save(src)
+        assert main(["compress", str(src), str(tmp_path / "x.grm"), "--model", str(trained_model_path)]) == 0
+        assert "note:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "not found"),
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_text("hello"), "not an image"),
+])
+def test_bad_inputs_exit_nonzero_with_one_line(trained_model_path, tmp_path, make, message):
+    src = tmp_path / "bad.png"
+    make(src)
+    r = run("compress", src, tmp_path / "o.grm", "--model", trained_model_path)
+    assert r.returncode == 1
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.grm").exists()
+
+
+def test_bad_grm_and_model_files(trained_model_path, tmp_path):
+    (tmp_path / "junk.grm").write_bytes(b"GRMc\x01" + bytes(40))
+    r = run("decompress", tmp_path / "junk.grm", tmp_path / "o.png", "--model", trained_model_path)
+    assert r.returncode == 1 and "checksum" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "m.safetensors").write_bytes(b"\x00" * 100)
+    r = run("compress", tmp_path / "junk.grm", tmp_path / "o.grm", "--model", tmp_path / "m.safetensors")
+    assert r.returncode == 1 and "not a valid grm model" in r.stderr
+    r = run("info", tmp_path / "missing.grm")
+    assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_help_for_every_command():
+    for cmd in ([], ["compress"], ["decompress"], ["info"]):
+        r = run(*cmd, "--help")
+        assert r.returncode == 0 and "usage: grm" in r.stdout

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+
+from grm import container
+from grm.codec import decode_bytes, encode_array
+from grm.errors import DecodeError, FormatError, ModelMismatchError
+from grm.image_io import to_tensor
+from grm.metrics import bits, psnr
+from grm.model import GRM
+from grm.model_file import load_model, save_model
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 31), (65, 64), (3, 200)])
+def test_round_trip_is_bit_exact_on_odd_sizes(trained, size):
+    rng = np.random.default_rng(sum(size))
+    rgb = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+    enc = encode_array(trained, rgb)
+    out, y_dec = decode_bytes(trained, enc.data)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert torch.equal(enc.y_symbols, y_dec)
+
+
+def test_photo_round_trip_and_real_size_matches_estimate(trained, photo):
+    rgb = photo[:256, 128:384]
+    enc = encode_array(trained, rgb)
+    out, y_dec = decode_bytes(trained, enc.data)
+    assert torch.equal(enc.y_symbols, y_dec)
+    assert psnr(rgb, out) > 13  # a 300-step tiny model; a wrong decode gives ~8 dB
+    with torch.no_grad():
+        est_bytes = float(bits(trained.model(to_tensor(rgb))["likelihoods"])) / 8
+    f = container.unpack(enc.data)
+    stream_bytes = sum(len(s) for s in f.streams)
+    # 2% of the estimate plus the rANS coders' few bytes of flush per stream.
+    assert stream_bytes <= 1.02 * est_bytes + 8 * len(f.streams), (stream_bytes, est_bytes)
+    assert stream_bytes >= 0.98 * est_bytes - 8
+
+
+@pytest.mark.parametrize("config", [{"base": "tiny", "reference": "off"},
+                                    {"base": "tiny", "likelihood": "final-stage", "norm": "gdn"}])
+def test_ablations_round_trip(config, tmp_path):
+    torch.manual_seed(0)
+    model = GRM(config).eval()
+    model.update(force=True)
+    path = save_model(model, tmp_path / "m.safetensors", "abl", "grm", model.config.to_dict())
+    lm = load_model(path)
+    rgb = np.random.default_rng(0).integers(0, 256, size=(40, 70, 3), dtype=np.uint8)
+    enc = encode_array(lm, rgb)
+    assert torch.equal(decode_bytes(lm, enc.data)[1], enc.y_symbols)
+
+
+@pytest.fixture(scope="module")
+def encoded(trained, photo):
+    return encode_array(trained, photo[:64, :96]).data
+
+
+def test_truncated_files_give_format_error(trained, encoded):
+    for n in [0, 3, 5, 20, len(encoded) // 2, len(encoded) - 1]:
+        with pytest.raises(FormatError):
+            decode_bytes(trained, encoded[:n])
+
+
+def test_corrupted_files_give_defined_errors(trained, encoded):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        data = bytearray(encoded)
+        pos = int(rng.integers(0, len(data)))
+        data[pos] ^= 1 << int(rng.integers(0, 8))
+        with pytest.raises((FormatError, DecodeError)):
+            decode_bytes(trained, bytes(data))
+
+
+def test_corrupt_stream_with_valid_crc_is_caught_by_symbol_checksum(trained, encoded):
+    f = container.unpack(encoded)
+    y = bytearray(f.streams[1])
+    y[len(y) // 2] ^= 0x55
+    forged = container.pack(container.GrmFile(f.model_name, f.weights_hash, f.height, f.width,
+                                              f.symbols_checksum, (f.streams[0], bytes(y))))
+    with pytest.raises(DecodeError):
+        decode_bytes(trained, forged)
+
+
+def test_foreign_file_and_wrong_model(trained, encoded, tmp_path):
+    with pytest.raises(FormatError, match="magic"):
+        decode_bytes(trained, b"\x89PNG\r\n\x1a\n" + bytes(100))
+    other = GRM("tiny").eval()
+    other.update(force=True)
+    lm = load_model(save_model(other, tmp_path / "other.safetensors", "other", "grm", other.config.to_dict()))
+    with pytest.raises(ModelMismatchError):
+        decode_bytes(lm, encoded)
+
+
+def test_header_sizes_are_not_trusted():
+    f = container.GrmFile("m", bytes(16), 10, 10, bytes(8), (b"ab", b"cd"))
+    data = bytearray(container.pack(f))
+    with pytest.raises(FormatError):
+        container.pack(container.GrmFile("m", bytes(16), 1 << 16, 1 << 16, bytes(8), (b"a", b"b")))
+    # A forged header that claims a huge stream, with a recomputed CRC, is refused.
+    import struct, zlib
+    body = bytes(data[:-4])
+    at = body.index(b"\x02\x00\x00\x00\x02")  # n_streams, first length
+    forged = body[:at + 1] + struct.pack(">I", 1 << 30) + body[at + 5:]
+    with pytest.raises(FormatError, match="stream lengths"):
+        container.unpack(forged + struct.pack(">I", zlib.crc32(forged)))
+    assert container.unpack(bytes(data)) == f
