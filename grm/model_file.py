@@ -28,6 +28,7 @@ class LoadedModel:
     arch: str
     config: dict
     path: Path
+    extra: dict
 
 
 def build(arch: str, config: dict) -> torch.nn.Module:
@@ -77,8 +78,12 @@ def load_model(path: str | Path) -> LoadedModel:
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise ModelFileError(f"{path}: weights do not fit the stored config: {e}") from None
     model.eval()
+    try:
+        extra = json.loads(meta.get("extra", "{}"))
+    except json.JSONDecodeError:
+        extra = {}
     return LoadedModel(model, meta.get("name", path.stem), hashlib.sha256(data).digest()[:16],
-                       meta["arch"], config, path)
+                       meta["arch"], config, path, extra)
 
 
 def _metadata(data: bytes) -> dict:

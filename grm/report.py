@@ -1,0 +1,132 @@
+"""RD curves, per-rate-point tables and BD-rates from the evaluation results."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MIN_OVERLAP = 0.5
+
+
+@dataclass
+class Curve:
+    name: str
+    label: str
+    kind: str                       # grm | peer | ablation | classic
+    points: list = field(default_factory=list)   # dicts with bpp, psnr, ms_ssim, …
+
+    def sorted(self) -> list:
+        return sorted(self.points, key=lambda p: p["bpp"])
+
+    def arrays(self, metric: str):
+        pts = [p for p in self.sorted() if p.get(metric) is not None and math.isfinite(p[metric])]
+        return np.array([p["bpp"] for p in pts]), np.array([p[metric] for p in pts])
+
+
+def quality_db(metric: str, values: np.ndarray) -> np.ndarray:
+    """MS-SSIM is compared in dB (−10·log10(1 − MS-SSIM)), as is customary."""
+    if metric == "ms_ssim":
+        return -10 * np.log10(np.clip(1 - values, 1e-10, None))
+    return values
+
+
+def bd_rate(anchor: Curve, test: Curve, metric: str = "psnr") -> tuple[float | None, str]:
+    """BD-rate (%) of test against anchor, or None with the reason it is not defined."""
+    import bjontegaard as bd
+    ra, da = anchor.arrays(metric)
+    rt, dt = test.arrays(metric)
+    if len(ra) < 2 or len(rt) < 2:
+        return None, "fewer than 2 points"
+    da, dt = quality_db(metric, da), quality_db(metric, dt)
+    lo, hi = max(da.min(), dt.min()), min(da.max(), dt.max())
+    span = min(da.max() - da.min(), dt.max() - dt.min())
+    overlap = (hi - lo) / span if span > 0 else 0.0
+    if overlap < MIN_OVERLAP:
+        return None, f"quality ranges overlap {max(0.0, overlap):.0%} (< {MIN_OVERLAP:.0%})"
+    if not (np.all(np.diff(da) > 0) and np.all(np.diff(dt) > 0)):
+        return None, "quality does not increase with rate"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(bd.bd_rate(ra, da, rt, dt, method="pchip", require_matching_points=False,
+                                 min_overlap=0))
+    return value, ""
+
+
+def plot_curves(curves: list[Curve], metric: str, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    styles = {"grm": ("o-", 2.2), "ablation": ("s--", 1.2), "peer": ("^-", 1.4), "classic": ("x:", 1.2)}
+    for c in curves:
+        x, y = c.arrays(metric)
+        if len(x) == 0:
+            continue
+        marker, lw = styles.get(c.kind, ("o-", 1.0))
+        ax.plot(x, quality_db(metric, y) if metric == "ms_ssim" else y, marker, lw=lw, label=c.label)
+    ax.set_xlabel("bits per pixel (actual bitstream)")
+    ax.set_ylabel("MS-SSIM (dB)" if metric == "ms_ssim" else "PSNR (dB)")
+    ax.set_title(f"Rate–distortion, {'MS-SSIM' if metric == 'ms_ssim' else 'PSNR'} (mean over evaluation set)")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(v, digits=3):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def markdown(curves: list[Curve], anchor: str, subject: str, images: int) -> tuple[str, dict]:
+    """The report text and a flat dict of headline metrics."""
+    lines = ["# grm rate–distortion report", "",
+             f"Evaluation set: {images} images; every number below comes from real files "
+             f"that were written and decoded.", "",
+             "![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", ""]
+    metrics: dict = {}
+    for c in curves:
+        if c.kind == "classic":
+            continue
+        lines += [f"## {c.label}", "", "| rate point | bpp | est. bpp | PSNR dB | MS-SSIM | enc s | dec s | bit-exact |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for p in c.sorted():
+            lines.append(f"| {p['rate_point']} | {_fmt(p['bpp'], 4)} | {_fmt(p.get('bpp_estimated'), 4)} | "
+                         f"{_fmt(p['psnr'], 2)} | {_fmt(p.get('ms_ssim'), 4)} | {_fmt(p.get('encode_s'), 2)} | "
+                         f"{_fmt(p.get('decode_s'), 2)} | {'yes' if p.get('bit_exact') else 'NO'} |")
+            for k in ("bpp", "psnr", "ms_ssim"):
+                metrics[f"{c.name}.{p['rate_point']}.{k}"] = p.get(k)
+        lines.append("")
+    by_name = {c.name: c for c in curves}
+    table = [("codec", "vs", "BD-rate PSNR", "BD-rate MS-SSIM")]
+    pairs = []
+    if anchor in by_name:
+        pairs += [(c.name, anchor) for c in curves if c.name != anchor]
+    if subject in by_name:
+        pairs += [(subject, c.name) for c in curves if c.kind in ("peer", "ablation") and c.name != subject]
+    notes = []
+    rows = []
+    for test, ref in pairs:
+        cells = []
+        for metric in ("psnr", "ms_ssim"):
+            v, why = bd_rate(by_name[ref], by_name[test], metric)
+            metrics[f"bd_rate.{metric}.{test}_vs_{ref}"] = v
+            if v is None:
+                notes.append(f"{by_name[test].label} vs {by_name[ref].label} ({metric}): not computed, {why}")
+            cells.append(f"{v:+.1f}%" if v is not None else "n/a")
+        rows.append(f"| {by_name[test].label} | {by_name[ref].label} | {cells[0]} | {cells[1]} |")
+    lines += ["## BD-rate", "",
+              "Negative means fewer bits than the reference at equal quality (Bjøntegaard, PCHIP, "
+              "`bjontegaard` package; MS-SSIM in dB).", "",
+              "| codec | vs | BD-rate PSNR | BD-rate MS-SSIM |", "|---|---|---|---|", *rows, ""]
+    if not pairs:
+        lines += [f"(no anchor '{anchor}' in this run)", ""]
+    if notes:
+        lines += ["Not computed:", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines), metrics

@@ -1,0 +1,265 @@
+"""Training one rate point with Accelerate: one CPU process, one GPU or many nodes.
+
+Launch the same script with ``accelerate launch`` or ``torchrun`` to go data-parallel.
+Only the main process logs, validates and writes files; ``save_state`` checkpoints
+go to a temporary folder that is renamed when complete, so an interrupted run always
+resumes from an intact checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .data import read_images, resolve_shards, train_loader
+from .image_io import write_atomic
+from .loss import RateDistortionLoss
+from .model import GRM, config_from
+from .model_file import save_model
+
+log = logging.getLogger("grm.train")
+
+
+@dataclass
+class TrainSettings:
+    model: object = "small"       # named config or dict with overrides
+    lmbda: float = 0.01
+    metric: str = "mse"
+    steps: int = 1000
+    batch_size: int = 8
+    crop: int = 64
+    lr: float = 1e-4
+    transform_lr_scale: float = 1 / 3
+    aux_lr: float = 1e-3
+    lr_drop_at: float = 0.8       # fraction of steps after which lr is divided by 10
+    grad_accum: int = 1
+    mixed_precision: str = "no"   # no | fp16 | bf16
+    clip: float = 1.0
+    val_every: int = 100
+    val_crop: int = 256
+    log_every: int = 10
+    crops_per_image: int = 4
+    workers: int = 0
+    seed: int = 0
+    keep_states: int = 2
+    max_bad_steps: int = 20
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**d)
+
+
+class _Objective(nn.Module):
+    """Model + loss in one forward, so DDP sees every parameter (the aux loss included)."""
+
+    def __init__(self, model: GRM, criterion: RateDistortionLoss):
+        super().__init__()
+        self.model, self.criterion = model, criterion
+
+    def forward(self, x):
+        out = self.criterion(self.model(x), x)
+        out["aux"] = self.model.aux_loss()
+        out["total"] = out["loss"] + out["aux"]
+        return out
+
+
+def _param_groups(model: GRM, s: TrainSettings):
+    transforms, entropy, aux = [], [], []
+    for name, p in model.named_parameters():
+        if name.endswith("quantiles"):
+            aux.append(p)
+        elif name.startswith(("g_a.", "g_s.")):
+            transforms.append(p)
+        else:
+            entropy.append(p)
+    return [{"params": entropy, "lr": s.lr}, {"params": transforms, "lr": s.lr * s.transform_lr_scale},
+            {"params": aux, "lr": s.aux_lr}], entropy + transforms
+
+
+@torch.no_grad()
+def validate(model: GRM, images: list[np.ndarray], criterion: RateDistortionLoss, crop: int) -> dict:
+    """Eval-mode RD loss on centre crops: exact rates, like real coding."""
+    was = model.training
+    model.eval()
+    sums = {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
+    for img in images:
+        h, w = img.shape[:2]
+        top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+        x = torch.from_numpy(img[top:top + crop, left:left + crop].copy()).permute(2, 0, 1)[None].float() / 255
+        out = criterion(model(x.to(next(model.parameters()).device)), x.to(next(model.parameters()).device))
+        for k in sums:
+            sums[k] += float(out[k])
+    model.train(was)
+    res = {k: v / max(1, len(images)) for k, v in sums.items()}
+    res["psnr"] = 10 * math.log10(1.0 / max(res["mse"], 1e-12))
+    return res
+
+
+def _latest_state(states: Path) -> Path | None:
+    done = sorted(p for p in states.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
+    return done[-1] if done else None
+
+
+@dataclass
+class TrainResult:
+    history: list = field(default_factory=list)
+    steps: int = 0
+    bad_steps: int = 0
+    resumed_from: int = 0
+
+
+def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=None,
+          trace_dir: Path | None = None) -> TrainResult:
+    """Train until ``s.steps`` optimizer steps are done, resuming from ``out/state``."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    acc = Accelerator(mixed_precision=s.mixed_precision, gradient_accumulation_steps=s.grad_accum,
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
+    out = Path(out)
+    fingerprint = json.dumps({"settings": asdict(s), "shards": shards}, sort_keys=True, default=str)
+    fp_file = out / "settings.json"
+    if acc.is_main_process:
+        if fp_file.exists() and fp_file.read_text() != fingerprint:
+            log.info("settings changed since the last checkpoint: starting %s from scratch", name)
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(fp_file, fingerprint.encode())
+    acc.wait_for_everyone()
+    set_seed(s.seed)
+    model = GRM(config_from(s.model))
+    criterion = RateDistortionLoss(s.lmbda, s.metric)
+    objective = _Objective(model, criterion)
+    groups, clip_params = _param_groups(model, s)
+    opt = torch.optim.Adam(groups)
+    drop = int(s.lr_drop_at * s.steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1 if step >= drop else 1.0)
+    objective, opt, sched = acc.prepare(objective, opt, sched)
+    states, weights = out / "state", out / "weights"
+    history_file = out / "history.json"
+    result = TrainResult()
+    latest = _latest_state(states)
+    if latest is not None:
+        acc.load_state(str(latest))
+        meta = json.loads((latest / "trainer.json").read_text())
+        result.steps, result.bad_steps = meta["step"], meta["bad_steps"]
+        result.history = json.loads(history_file.read_text()) if history_file.exists() else []
+        result.resumed_from = result.steps
+        log.info("resumed %s from step %d", name, result.steps)
+    tracker = tracker_factory() if (tracker_factory and acc.is_main_process) else None
+    if tracker:
+        tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
+    val_images = [img for _, img in read_images(resolve_shards(shards, "val"))] if acc.is_main_process else []
+    batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
+                           rank=acc.process_index, world=acc.num_processes, workers=s.workers,
+                           crops_per_image=s.crops_per_image, seed=s.seed * 7919 + result.steps)
+    seen: set[str] = set()
+    consecutive_bad = 0
+    progress = None
+    if acc.is_main_process:
+        from tqdm.auto import tqdm
+        progress = tqdm(total=s.steps, initial=result.steps, desc=f"train {name}", unit="step",
+                        mininterval=2.0, dynamic_ncols=True)
+    t0, t_steps = time.perf_counter(), result.steps
+    objective.train()
+    while result.steps < s.steps:
+        x, keys = next(batches)
+        seen.update(keys)
+        x = x.to(acc.device)
+        with acc.accumulate(objective):
+            o = objective(x)
+            acc.backward(o["total"])
+            if acc.sync_gradients:
+                # Gradients are already all-reduced, so every rank reaches the same verdict.
+                norm = acc.clip_grad_norm_(clip_params, s.clip if s.clip > 0 else float("inf"))
+                finite = bool(torch.isfinite(torch.as_tensor(norm)))
+                if finite or s.mixed_precision == "fp16":   # fp16: the grad scaler skips inf steps
+                    opt.step()
+                    opt.step()
+                    consecutive_bad = 0
+                else:
+                    result.bad_steps += 1
+                    consecutive_bad += 1
+                opt.zero_grad(set_to_none=True)
+        if not acc.sync_gradients:
+            continue
+        sched.step()
+        result.steps += 1
+        step = result.steps
+        if progress:
+            progress.update(1)
+            progress.set_postfix(loss=f"{float(o['loss']):.3f}", bpp=f"{float(o['bpp']):.3f}", refresh=False)
+        if consecutive_bad >= s.max_bad_steps:
+            _checkpoint(acc, objective, states, weights, step, result, s, history_file)
+            raise FloatingPointError(f"{consecutive_bad} consecutive non-finite steps at step {step}; "
+                                     f"a resumable checkpoint was written to {states}")
+        if tracker and (step % s.log_every == 0 or step == s.steps):
+            rate = (step - t_steps) / max(1e-9, time.perf_counter() - t0)
+            tracker.metrics({"train/loss": float(o["loss"]), "train/bpp": float(o["bpp"]),
+                             "train/mse": float(o["mse"]), "train/aux": float(o["aux"]),
+                             "train/lr": sched.get_last_lr()[0], "train/steps_per_s": rate,
+                             "train/bad_steps": result.bad_steps}, step)
+        if step % s.val_every == 0 or step == s.steps:
+            if acc.is_main_process:
+                v = validate(acc.unwrap_model(objective).model, val_images, criterion, s.val_crop)
+                v["step"] = step
+                result.history.append(v)
+                log.info("%s step %d: val loss %.4f bpp %.4f psnr %.2f", name, step, v["loss"], v["bpp"], v["psnr"])
+                if tracker:
+                    tracker.metrics({f"val/{k}": v[k] for k in ("loss", "bpp", "psnr")}, step)
+            _checkpoint(acc, objective, states, weights, step, result, s, history_file)
+    if progress:
+        progress.close()
+    if trace_dir is not None:
+        _trace(acc, objective, seen, trace_dir)
+    acc.wait_for_everyone()
+    acc.end_training()
+    return result
+
+
+def _checkpoint(acc, objective, states: Path, weights: Path, step: int, result: TrainResult,
+                s: TrainSettings, history_file: Path) -> None:
+    """Model weights for selection + a full resumable state, both written atomically."""
+    tmp = states / f"step-{step:08d}.tmp"
+    if acc.is_main_process:
+        model = acc.unwrap_model(objective).model
+        save_model(model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}", arch="grm",
+                   config=model.config.to_dict())
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    acc.wait_for_everyone()
+    acc.save_state(str(tmp))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        write_atomic(tmp / "trainer.json", json.dumps({"step": step, "bad_steps": result.bad_steps}).encode())
+        final = states / f"step-{step:08d}"
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        write_atomic(history_file, json.dumps(result.history, indent=1).encode())
+        for old in sorted(p for p in states.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))[:-s.keep_states]:
+            shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+
+
+def _trace(acc, objective, seen: set, trace_dir: Path) -> None:
+    """Per-rank audit: which images this rank saw and a digest of its weights."""
+    import hashlib
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    for k, v in sorted(acc.unwrap_model(objective).model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
+    (trace_dir / f"rank{acc.process_index}.json").write_text(json.dumps(
+        {"rank": acc.process_index, "world": acc.num_processes, "keys": sorted(seen), "weights": h.hexdigest()}))

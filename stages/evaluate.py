@@ -1,0 +1,38 @@
+"""DVC stage: real-bitstream evaluation of one exported model on the evaluation set."""
+
+import argparse
+import json
+from pathlib import Path
+
+from grm.pipeline import load_params, rate_point, run_stage, write_json
+
+ROOT = Path.cwd()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("name")
+    args = ap.parse_args()
+    params = load_params()
+    rate_point(params, args.name)
+    from grm.evaluation import eval_images, evaluate_model, mean_row
+    from grm.model_file import load_model
+    lm = load_model(ROOT / "data/models" / f"{args.name}.safetensors")
+    rows = evaluate_model(lm, eval_images(ROOT / "data/eval_images"))
+    mean = mean_row(rows)
+    result = {"codec": "grm", "rate_point": args.name, "mean": mean, "images": rows}
+    out = ROOT / "data/eval" / f"{args.name}.json"
+    write_json(out, result)
+    extra = lm.extra
+    if extra.get("run_id"):
+        from grm.tracking import tracker_for_run
+        t = tracker_for_run(ROOT, extra["run_id"])
+        t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})
+        t.tags({"eval.bit_exact": mean["bit_exact"]})
+        t.artifact(out, "evaluation")
+        t.finish()
+    print(json.dumps(mean))
+
+
+if __name__ == "__main__":
+    run_stage(main)

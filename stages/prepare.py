@@ -1,0 +1,29 @@
+"""DVC stage: images → WebDataset shards + evaluation set (params: prepare)."""
+
+import json
+from pathlib import Path
+
+from grm.pipeline import load_params, run_stage, shared_params, write_json
+from grm.prepare import PrepareSettings, prepare
+
+ROOT = Path.cwd()
+
+
+def main():
+    params = load_params()
+    settings = PrepareSettings.from_dict(params.get("prepare") or {})
+    shards, eval_dir = ROOT / "data/shards", ROOT / "data/eval_images"
+    counts = prepare(settings, ROOT, shards, eval_dir)
+    write_json(ROOT / "data/prepare_summary.json", counts)
+    from grm.tracking import pipeline_tracker
+    tracker = pipeline_tracker(ROOT, shared_params(params))
+    tracker.params(params.get("prepare") or {}, "prepare.")
+    tracker.metrics({f"prepare/{k}": v for k, v in counts.items()})
+    tracker.artifact(shards / "index.json", "data")
+    index = json.loads((shards / "index.json").read_text())
+    tracker.tags({f"shard.{n}": h[:16] for n, h in index["sha256"].items()})
+    print(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    run_stage(main)

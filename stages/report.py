@@ -1,0 +1,58 @@
+"""DVC stage: RD plots, tables and BD-rates from every evaluation (params: rates, classic, report)."""
+
+import csv
+import json
+from pathlib import Path
+
+from grm.pipeline import load_params, run_stage, shared_params, write_json
+
+ROOT = Path.cwd()
+
+
+def main():
+    params = load_params()
+    from grm.classic import get_codec
+    from grm.report import Curve, markdown, plot_curves
+    settings = params.get("report") or {}
+    curves = []
+    grm = Curve("grm", "grm (GRM + GSDN)", "grm")
+    images = 0
+    for name in params["rates"]:
+        path = ROOT / "data/eval" / f"{name}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"missing evaluation for rate point {name}: {path}")
+        res = json.loads(path.read_text())
+        grm.points.append({"rate_point": name, **res["mean"]})
+        images = res["mean"]["images"]
+    curves.append(grm)
+    for codec in params.get("classic") or {}:
+        res = json.loads((ROOT / "data/eval_classic" / f"{codec}.json").read_text())
+        curves.append(Curve(codec, get_codec(codec).label, "classic",
+                            [{"rate_point": f"q{p['quality']}", **p["mean"]} for p in res["points"]]))
+    out = ROOT / "data/report"
+    out.mkdir(parents=True, exist_ok=True)
+    plot_curves(curves, "psnr", out / "rd_psnr.png")
+    plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
+    text, metrics = markdown(curves, settings.get("anchor", "hevc"), "grm", images)
+    (out / "report.md").write_text(text)
+    with open(out / "rd.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["codec", "rate_point", "bpp", "psnr", "ms_ssim"])
+        for c in curves:
+            for p in c.sorted():
+                w.writerow([c.name, p["rate_point"], f"{p['bpp']:.5f}", f"{p['psnr']:.4f}",
+                             f"{p['ms_ssim']:.5f}"])
+    import math
+    finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+    write_json(out / "metrics.json", finite)
+    from grm.tracking import pipeline_tracker
+    t = pipeline_tracker(ROOT, shared_params(params))
+    t.metrics(finite)
+    for f in ("report.md", "rd_psnr.png", "rd_msssim.png", "rd.csv"):
+        t.artifact(out / f, "report")
+    t.finish()
+    print(text)
+
+
+if __name__ == "__main__":
+    run_stage(main)

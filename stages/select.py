@@ -1,0 +1,45 @@
+"""DVC stage: pick the checkpoint with the best validation RD loss and export it."""
+
+import argparse
+import json
+from pathlib import Path
+
+from grm.pipeline import load_params, rate_point, run_stage, write_json
+
+ROOT = Path.cwd()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("name")
+    args = ap.parse_args()
+    params = load_params()
+    rate_point(params, args.name)
+    ckpt = ROOT / "data/checkpoints" / args.name
+    history_file = ckpt / "history.json"
+    if not history_file.is_file():
+        raise FileNotFoundError(f"no validation history in {ckpt}: run the train stage first")
+    history = json.loads(history_file.read_text())
+    best = min(history, key=lambda h: h["loss"])
+    from grm.model_file import load_model, save_model
+    lm = load_model(ckpt / "weights" / f"step-{best['step']:08d}.safetensors")
+    lm.model.update(force=True)   # build the factorised prior's coding tables
+    run_id = json.loads((ckpt / "run.json").read_text())["run_id"] if (ckpt / "run.json").is_file() else None
+    out = ROOT / "data/models" / f"{args.name}.safetensors"
+    save_model(lm.model, out, name=args.name, arch=lm.arch, config=lm.config,
+               extra={"run_id": run_id, "step": best["step"], "val": best})
+    summary = {"selected_step": best["step"], "val_loss": best["loss"], "val_bpp": best["bpp"],
+               "val_psnr": best["psnr"], "checkpoints": len(history)}
+    write_json(ROOT / "data/models" / f"{args.name}.json", summary)
+    if run_id:
+        from grm.tracking import tracker_for_run
+        t = tracker_for_run(ROOT, run_id)
+        t.metrics({f"select/{k}": v for k, v in summary.items()})
+        t.tags({"selected_checkpoint": f"step-{best['step']:08d}"})
+        t.artifact(out, "model")
+        t.artifact(history_file, "training")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    run_stage(main)
