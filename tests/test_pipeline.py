@@ -1,0 +1,126 @@
+"""The DVC pipeline end to end on a tiny profile, in a temporary copy of the repository."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+TINY = {
+    "prepare": {"source": "bundled", "eval_names": ["chelsea"], "val_count": 1, "min_side": 32,
+                "eval_max_side": 96, "images_per_shard": 2},
+    "train": {"shards": "data/shards", "model": "tiny", "steps": 12, "batch_size": 4, "crop": 64,
+              "lr": 0.001, "val_every": 6, "val_crop": 64, "log_every": 3, "workers": 0},
+    "rates": {"a": {"lmbda": 0.005}, "b": {"lmbda": 0.05}},
+    "classic": {"jpeg": [10, 40, 80]},
+    "report": {"anchor": "jpeg"},
+}
+
+
+def env_for(root: Path) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def sh(root: Path, *cmd, check=True):
+    r = subprocess.run(list(cmd), cwd=root, env=env_for(root), capture_output=True, text=True, timeout=900)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    for item in ("dvc.yaml", "stages", "grm"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
+    (root / "params.yaml").write_text(yaml.safe_dump(TINY))
+    sh(root, "git", "init", "-q")
+    sh(root, str(BIN / "dvc"), "init", "-q")
+    first = sh(root, str(BIN / "dvc"), "repro")
+    return root, first.stdout
+
+
+def test_pipeline_runs_end_to_end(repo):
+    root, out = repo
+    assert set(ran_stages(out)) == {"prepare", "train@a", "train@b", "select@a", "select@b",
+                                    "evaluate@a", "evaluate@b", "classic@jpeg", "report"}
+    summary = json.loads((root / "data/prepare_summary.json").read_text())
+    assert summary["found"] == summary["train_images"] + summary["val_images"] + summary["eval_images"] + summary["skipped"]
+    assert summary["converted_grayscale"] >= 1          # the bundled grayscale photos are counted
+    for name in ("a", "b"):
+        ev = json.loads((root / f"data/eval/{name}.json").read_text())
+        assert ev["mean"]["bit_exact"] and ev["mean"]["bpp"] > 0
+        assert (root / f"data/models/{name}.safetensors").is_file()
+    report = (root / "data/report/report.md").read_text()
+    assert "BD-rate" in report and "| a |" in report
+    for png in ("rd_psnr.png", "rd_msssim.png"):
+        assert (root / "data/report" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_second_repro_does_nothing(repo):
+    root, _ = repo
+    r = sh(root, str(BIN / "dvc"), "repro")
+    assert ran_stages(r.stdout) == [] and "up to date" in r.stdout
+
+
+def test_metrics_and_plots(repo):
+    root, _ = repo
+    r = sh(root, str(BIN / "dvc"), "metrics", "show", "--json")
+    metrics = json.loads(r.stdout)
+    assert any("grm.a.bpp" in json.dumps(v) for v in metrics.values())
+    r = sh(root, str(BIN / "dvc"), "plots", "show", "-o", str(root / "plots"))
+    html = (root / "plots" / "index.html").read_text()
+    assert "RD-PSNR" in html and "bpp" in html
+
+
+def test_mlflow_has_one_run_per_rate_point(repo):
+    root, _ = repo
+    code = (
+        "import json, mlflow; from mlflow.tracking import MlflowClient; c = MlflowClient();"
+        "e = c.get_experiment_by_name('grm');"
+        "runs = c.search_runs([e.experiment_id]);"
+        "print(json.dumps([{'name': r.info.run_name, 'kind': r.data.tags.get('grm.kind'),"
+        " 'parent': r.data.tags.get('mlflow.parentRunId'), 'id': r.info.run_id,"
+        " 'params': r.data.params, 'metrics': r.data.metrics,"
+        " 'artifacts': [a.path for a in c.list_artifacts(r.info.run_id)]} for r in runs]))")
+    runs = json.loads(sh(root, sys.executable, "-c", code).stdout.strip().splitlines()[-1])
+    parents = [r for r in runs if r["kind"] == "pipeline"]
+    points = [r for r in runs if r["kind"] == "rate_point"]
+    assert len(parents) == 1
+    assert sorted(r["name"] for r in points) == ["a", "b"]
+    for r in points:
+        assert r["parent"] == parents[0]["id"]
+        assert r["params"]["lmbda"] in ("0.005", "0.05")
+        assert "train/loss" in r["metrics"] and "val/loss" in r["metrics"] and "eval/bpp" in r["metrics"]
+        assert {"model", "evaluation", "training"} <= set(r["artifacts"])
+    assert "report" in parents[0]["artifacts"]
+
+
+def test_adding_a_rate_point_runs_only_its_stages(repo):
+    root, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["rates"]["c"] = {"lmbda": 0.02}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    r = sh(root, str(BIN / "dvc"), "repro")
+    assert sorted(ran_stages(r.stdout)) == ["evaluate@c", "report", "select@c", "train@c"]
+    # Editing one point retrains only that point.
+    params["rates"]["a"] = {"lmbda": 0.006}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    r = sh(root, str(BIN / "dvc"), "repro")
+    assert sorted(ran_stages(r.stdout)) == ["evaluate@a", "report", "select@a", "train@a"]
