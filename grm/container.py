@@ -39,10 +39,12 @@ class GrmFile:
 
 
 def symbols_checksum(symbols) -> bytes:
-    """Checksum of the integer latents (torch tensor or numpy array), dtype-independent."""
+    """Checksum of the decoded latents: as int32 when integral (grm), else float32 bits."""
     import numpy as np
     arr = symbols.detach().cpu().numpy() if hasattr(symbols, "detach") else np.asarray(symbols)
-    return hashlib.sha256(np.ascontiguousarray(arr.astype("<i4")).tobytes()).digest()[:CHECKSUM_LEN]
+    integral = np.array_equal(arr, np.round(arr))
+    data = arr.astype("<i4") if integral else arr.astype("<f4")
+    return hashlib.sha256(np.ascontiguousarray(data).tobytes()).digest()[:CHECKSUM_LEN]
 
 
 def check_size(height: int, width: int) -> None:

@@ -33,6 +33,9 @@ class GRMConfig:
     likelihood: str = "mixture"  # mixture | final-stage
 
     def __post_init__(self):
+        # YAML reads a bare on/off as a boolean: accept it.
+        if isinstance(self.reference, bool):
+            object.__setattr__(self, "reference", "on" if self.reference else "off")
         for key, allowed in (("norm", ("gsdn", "gdn")), ("reference", ("on", "off")),
                              ("likelihood", ("mixture", "final-stage"))):
             if getattr(self, key) not in allowed:
@@ -97,6 +100,8 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 class GRM(CompressionModel):
+    ARCH = "grm"
+
     def __init__(self, config: GRMConfig | str | dict = "small"):
         super().__init__()
         cfg = self.config = config_from(config)
@@ -116,6 +121,9 @@ class GRM(CompressionModel):
         self.stage1 = _param_net(2 * M, H, 3 * M)
         self.stage2 = _param_net(4 * M, H, 3 * M)
         self.stage3 = _param_net(6 * M, H, 3 * M)
+
+    def export_config(self) -> dict:
+        return self.config.to_dict()
 
     # -- entropy model, parallel form -------------------------------------------------
     def stage_mask(self) -> torch.Tensor | None:

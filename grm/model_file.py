@@ -33,20 +33,22 @@ class LoadedModel:
 
 def build(arch: str, config: dict) -> torch.nn.Module:
     """Instantiate an architecture by name (grm, or a compressai peer)."""
+    from .peers import PEERS, build_peer
     if arch == "grm":
         from .model import GRM
         return GRM(config)
+    if arch in PEERS:
+        return build_peer(arch, config)
     raise ModelFileError(f"unknown architecture {arch!r}")
 
 
-def save_model(model: torch.nn.Module, path: str | Path, name: str, arch: str, config: dict,
-               extra: dict | None = None) -> Path:
-    """Write weights + config atomically (temp file, then rename)."""
+def save_model(model: torch.nn.Module, path: str | Path, name: str, extra: dict | None = None) -> Path:
+    """Write weights + architecture + config atomically (temp file, then rename)."""
     from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "arch": arch, "name": name, "config": json.dumps(config)}
+    meta = {"format": FORMAT, "arch": model.ARCH, "name": name, "config": json.dumps(model.export_config())}
     if extra:
         meta["extra"] = json.dumps(extra)
     tmp = path.with_name(path.name + ".tmp")

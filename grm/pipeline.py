@@ -39,6 +39,26 @@ def rate_point(params: dict, name: str) -> dict:
     return params["rates"][name]
 
 
+def variants(params: dict) -> dict:
+    """Models trained at every rate point; the default is grm alone."""
+    return params.get("variants") or {"grm": {"arch": "grm"}}
+
+
+def run_name(variant: str, rate: str) -> str:
+    return f"{variant}-{rate}"
+
+
+def run_settings(params: dict, variant: str, rate: str) -> tuple[dict, str]:
+    """Training settings of one (variant, rate point): train ⊕ variant ⊕ rate point."""
+    all_variants = variants(params)
+    if variant not in all_variants:
+        raise KeyError(f"unknown variant {variant!r}; params.yaml has {sorted(all_variants)}")
+    section = dict(params.get("train") or {})
+    shards = section.pop("shards", "data/shards")
+    v = {k: val for k, val in (all_variants[variant] or {}).items() if k != "label"}
+    return {**section, **v, **rate_point(params, rate)}, shards
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")

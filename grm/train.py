@@ -23,15 +23,15 @@ import torch.nn as nn
 from .data import read_images, resolve_shards, train_loader
 from .image_io import write_atomic
 from .loss import RateDistortionLoss
-from .model import GRM, config_from
-from .model_file import save_model
+from .model_file import build, save_model
 
 log = logging.getLogger("grm.train")
 
 
 @dataclass
 class TrainSettings:
-    model: object = "small"       # named config or dict with overrides
+    arch: str = "grm"             # grm | mbt2018 | bmshj2018-hyperprior
+    model: object = "small"       # named config or dict with overrides (peers use its N, M)
     lmbda: float = 0.01
     metric: str = "mse"
     steps: int = 1000
@@ -65,7 +65,7 @@ class TrainSettings:
 class _Objective(nn.Module):
     """Model + loss in one forward, so DDP sees every parameter (the aux loss included)."""
 
-    def __init__(self, model: GRM, criterion: RateDistortionLoss):
+    def __init__(self, model: nn.Module, criterion: RateDistortionLoss):
         super().__init__()
         self.model, self.criterion = model, criterion
 
@@ -76,12 +76,12 @@ class _Objective(nn.Module):
         return out
 
 
-def _param_groups(model: GRM, s: TrainSettings):
+def _param_groups(model: nn.Module, s: TrainSettings):
     transforms, entropy, aux = [], [], []
     for name, p in model.named_parameters():
         if name.endswith("quantiles"):
             aux.append(p)
-        elif name.startswith(("g_a.", "g_s.")):
+        elif any(part in ("g_a", "g_s") for part in name.split(".")):
             transforms.append(p)
         else:
             entropy.append(p)
@@ -90,7 +90,7 @@ def _param_groups(model: GRM, s: TrainSettings):
 
 
 @torch.no_grad()
-def validate(model: GRM, images: list[np.ndarray], criterion: RateDistortionLoss, crop: int) -> dict:
+def validate(model: nn.Module, images: list[np.ndarray], criterion: RateDistortionLoss, crop: int) -> dict:
     """Eval-mode RD loss on centre crops: exact rates, like real coding."""
     was = model.training
     model.eval()
@@ -139,7 +139,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
         write_atomic(fp_file, fingerprint.encode())
     acc.wait_for_everyone()
     set_seed(s.seed)
-    model = GRM(config_from(s.model))
+    model = build(s.arch, s.model)
     criterion = RateDistortionLoss(s.lmbda, s.metric)
     objective = _Objective(model, criterion)
     groups, clip_params = _param_groups(model, s)
@@ -235,8 +235,7 @@ def _checkpoint(acc, objective, states: Path, weights: Path, step: int, result: 
     tmp = states / f"step-{step:08d}.tmp"
     if acc.is_main_process:
         model = acc.unwrap_model(objective).model
-        save_model(model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}", arch="grm",
-                   config=model.config.to_dict())
+        save_model(model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()

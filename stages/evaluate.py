@@ -4,24 +4,26 @@ import argparse
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, rate_point, run_stage, write_json
+from grm.pipeline import load_params, run_name, run_settings, run_stage, write_json
 
 ROOT = Path.cwd()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("name")
+    ap.add_argument("variant")
+    ap.add_argument("rate")
     args = ap.parse_args()
     params = load_params()
-    rate_point(params, args.name)
+    run_settings(params, args.variant, args.rate)   # validates both names
+    name = run_name(args.variant, args.rate)
     from grm.evaluation import eval_images, evaluate_model, mean_row
     from grm.model_file import load_model
-    lm = load_model(ROOT / "data/models" / f"{args.name}.safetensors")
+    lm = load_model(ROOT / "data/models" / f"{name}.safetensors")
     rows = evaluate_model(lm, eval_images(ROOT / "data/eval_images"))
     mean = mean_row(rows)
-    result = {"codec": "grm", "rate_point": args.name, "mean": mean, "images": rows}
-    out = ROOT / "data/eval" / f"{args.name}.json"
+    result = {"variant": args.variant, "rate_point": args.rate, "arch": lm.arch, "mean": mean, "images": rows}
+    out = ROOT / "data/eval" / f"{name}.json"
     write_json(out, result)
     extra = lm.extra
     if extra.get("run_id"):

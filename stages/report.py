@@ -4,7 +4,7 @@ import csv
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, run_stage, shared_params, write_json
+from grm.pipeline import load_params, run_name, run_stage, shared_params, variants, write_json
 
 ROOT = Path.cwd()
 
@@ -14,17 +14,20 @@ def main():
     from grm.classic import get_codec
     from grm.report import Curve, markdown, plot_curves
     settings = params.get("report") or {}
-    curves = []
-    grm = Curve("grm", "grm (GRM + GSDN)", "grm")
-    images = 0
-    for name in params["rates"]:
-        path = ROOT / "data/eval" / f"{name}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"missing evaluation for rate point {name}: {path}")
-        res = json.loads(path.read_text())
-        grm.points.append({"rate_point": name, **res["mean"]})
-        images = res["mean"]["images"]
-    curves.append(grm)
+    subject = settings.get("subject", "grm")
+    curves, images = [], 0
+    for variant, spec in variants(params).items():
+        spec = spec or {}
+        kind = "grm" if variant == subject else ("peer" if spec.get("arch", "grm") != "grm" else "ablation")
+        curve = Curve(variant, spec.get("label", variant), kind)
+        for rate in params["rates"]:
+            path = ROOT / "data/eval" / f"{run_name(variant, rate)}.json"
+            if not path.is_file():
+                raise FileNotFoundError(f"missing evaluation for {variant} at {rate}: {path}")
+            res = json.loads(path.read_text())
+            curve.points.append({"rate_point": rate, **res["mean"]})
+            images = res["mean"]["images"]
+        curves.append(curve)
     for codec in params.get("classic") or {}:
         res = json.loads((ROOT / "data/eval_classic" / f"{codec}.json").read_text())
         curves.append(Curve(codec, get_codec(codec).label, "classic",
@@ -33,7 +36,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(curves, "psnr", out / "rd_psnr.png")
     plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
-    text, metrics = markdown(curves, settings.get("anchor", "hevc"), "grm", images)
+    text, metrics = markdown(curves, settings.get("anchor", "hevc"), subject, images)
     (out / "report.md").write_text(text)
     with open(out / "rd.csv", "w", newline="") as f:
         w = csv.writer(f)

@@ -4,18 +4,20 @@ import argparse
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, rate_point, run_stage, write_json
+from grm.pipeline import load_params, run_name, run_settings, run_stage, write_json
 
 ROOT = Path.cwd()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("name")
+    ap.add_argument("variant")
+    ap.add_argument("rate")
     args = ap.parse_args()
     params = load_params()
-    rate_point(params, args.name)
-    ckpt = ROOT / "data/checkpoints" / args.name
+    run_settings(params, args.variant, args.rate)   # validates both names
+    name = run_name(args.variant, args.rate)
+    ckpt = ROOT / "data/checkpoints" / name
     history_file = ckpt / "history.json"
     if not history_file.is_file():
         raise FileNotFoundError(f"no validation history in {ckpt}: run the train stage first")
@@ -25,12 +27,11 @@ def main():
     lm = load_model(ckpt / "weights" / f"step-{best['step']:08d}.safetensors")
     lm.model.update(force=True)   # build the factorised prior's coding tables
     run_id = json.loads((ckpt / "run.json").read_text())["run_id"] if (ckpt / "run.json").is_file() else None
-    out = ROOT / "data/models" / f"{args.name}.safetensors"
-    save_model(lm.model, out, name=args.name, arch=lm.arch, config=lm.config,
-               extra={"run_id": run_id, "step": best["step"], "val": best})
+    out = ROOT / "data/models" / f"{name}.safetensors"
+    save_model(lm.model, out, name=name, extra={"run_id": run_id, "step": best["step"], "val": best})
     summary = {"selected_step": best["step"], "val_loss": best["loss"], "val_bpp": best["bpp"],
                "val_psnr": best["psnr"], "checkpoints": len(history)}
-    write_json(ROOT / "data/models" / f"{args.name}.json", summary)
+    write_json(ROOT / "data/models" / f"{name}.json", summary)
     if run_id:
         from grm.tracking import tracker_for_run
         t = tracker_for_run(ROOT, run_id)

@@ -1,15 +1,15 @@
 """DVC stage: train one rate point (params: train, rates.<name>).
 
-    python stages/train.py NAME                       # one process (CPU or one GPU)
-    accelerate launch stages/train.py NAME            # many GPUs / nodes
-    ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 stages/train.py NAME
+    python stages/train.py VARIANT RATE                       # one process (CPU or one GPU)
+    accelerate launch stages/train.py VARIANT RATE            # many GPUs / nodes
+    ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 stages/train.py VARIANT RATE
 """
 
 import argparse
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, rate_point, run_stage, shared_params, write_json
+from grm.pipeline import load_params, run_name, run_settings, run_stage, shared_params, write_json
 from grm.train import TrainSettings, train
 
 ROOT = Path.cwd()
@@ -17,29 +17,30 @@ ROOT = Path.cwd()
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name", help="rate point name (a key of 'rates' in params.yaml)")
+    ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
+    ap.add_argument("rate", help="rate point (a key of 'rates' in params.yaml)")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/NAME)")
+    ap.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/VARIANT-RATE)")
     ap.add_argument("--trace-dir", type=Path, default=None,
                     help="write per-rank audit files (images seen, weight digest) here")
     args = ap.parse_args()
     params = load_params(args.params)
-    section = dict(params.get("train") or {})
-    shards = section.pop("shards", "data/shards")
-    settings_dict = {**section, **rate_point(params, args.name)}
+    settings_dict, shards = run_settings(params, args.variant, args.rate)
     settings = TrainSettings.from_dict(settings_dict)
-    out = Path(args.out or ROOT / "data/checkpoints" / args.name)
+    name = run_name(args.variant, args.rate)
+    out = Path(args.out or ROOT / "data/checkpoints" / name)
 
     def tracker_factory():
         from grm.tracking import rate_point_tracker
-        t = rate_point_tracker(ROOT, shared_params(params), args.name, {"settings": settings_dict, "shards": shards})
+        t = rate_point_tracker(ROOT, shared_params(params), name, {"settings": settings_dict, "shards": shards})
+        t.tags({"grm.variant": args.variant, "grm.rate": args.rate})
         index = Path(shards) / "index.json"
         if index.is_file():
             t.tags({f"shard.{n}": h[:16] for n, h in json.loads(index.read_text())["sha256"].items()})
-        write_json(out / "run.json", {"run_id": t.run_id, "rate_point": args.name})
+        write_json(out / "run.json", {"run_id": t.run_id, "variant": args.variant, "rate_point": args.rate})
         return t
 
-    result = train(args.name, settings, shards, out, tracker_factory, args.trace_dir)
+    result = train(name, settings, shards, out, tracker_factory, args.trace_dir)
     if result.history:
         print(json.dumps(result.history[-1]))
 

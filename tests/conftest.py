@@ -45,7 +45,7 @@ def quick_train(config, photo: np.ndarray, steps: int = 300, seed: int = 0) -> G
 def trained_model_path(tmp_path_factory, photo):
     model = quick_train("tiny", photo)
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
-    save_model(model, path, name="tiny-test", arch="grm", config=model.config.to_dict())
+    save_model(model, path, name="tiny-test")
     return path
 
 

@@ -42,7 +42,7 @@ def test_ablations_round_trip(config, tmp_path):
     torch.manual_seed(0)
     model = GRM(config).eval()
     model.update(force=True)
-    path = save_model(model, tmp_path / "m.safetensors", "abl", "grm", model.config.to_dict())
+    path = save_model(model, tmp_path / "m.safetensors", "abl")
     lm = load_model(path)
     rgb = np.random.default_rng(0).integers(0, 256, size=(40, 70, 3), dtype=np.uint8)
     enc = encode_array(lm, rgb)
@@ -85,7 +85,7 @@ def test_foreign_file_and_wrong_model(trained, encoded, tmp_path):
         decode_bytes(trained, b"\x89PNG\r\n\x1a\n" + bytes(100))
     other = GRM("tiny").eval()
     other.update(force=True)
-    lm = load_model(save_model(other, tmp_path / "other.safetensors", "other", "grm", other.config.to_dict()))
+    lm = load_model(save_model(other, tmp_path / "other.safetensors", "other"))
     with pytest.raises(ModelMismatchError):
         decode_bytes(lm, encoded)
 

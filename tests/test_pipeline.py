@@ -18,6 +18,8 @@ TINY = {
                 "eval_max_side": 96, "images_per_shard": 2},
     "train": {"shards": "data/shards", "model": "tiny", "steps": 12, "batch_size": 4, "crop": 64,
               "lr": 0.001, "val_every": 6, "val_crop": 64, "log_every": 3, "workers": 0},
+    "variants": {"grm": {"arch": "grm", "label": "grm"},
+                 "bmshj2018": {"arch": "bmshj2018-hyperprior", "model": "tiny", "label": "Balle 2018"}},
     "rates": {"a": {"lmbda": 0.005}, "b": {"lmbda": 0.05}},
     "classic": {"jpeg": [10, 40, 80]},
     "report": {"anchor": "jpeg"},
@@ -58,17 +60,18 @@ def repo(tmp_path_factory):
 
 def test_pipeline_runs_end_to_end(repo):
     root, out = repo
-    assert set(ran_stages(out)) == {"prepare", "train@a", "train@b", "select@a", "select@b",
-                                    "evaluate@a", "evaluate@b", "classic@jpeg", "report"}
+    assert set(ran_stages(out)) == {"prepare", "classic@jpeg", "report"} | {
+        f"{stage}@{v}-{r}" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018") for r in "ab"}
     summary = json.loads((root / "data/prepare_summary.json").read_text())
     assert summary["found"] == summary["train_images"] + summary["val_images"] + summary["eval_images"] + summary["skipped"]
     assert summary["converted_grayscale"] >= 1          # the bundled grayscale photos are counted
-    for name in ("a", "b"):
+    for name in ("grm-a", "grm-b", "bmshj2018-a", "bmshj2018-b"):
         ev = json.loads((root / f"data/eval/{name}.json").read_text())
         assert ev["mean"]["bit_exact"] and ev["mean"]["bpp"] > 0
         assert (root / f"data/models/{name}.safetensors").is_file()
     report = (root / "data/report/report.md").read_text()
     assert "BD-rate" in report and "| a |" in report
+    assert "| grm | Balle 2018 |" in report and "| grm | JPEG (4:2:0) |" in report   # the comparison table
     for png in ("rd_psnr.png", "rd_msssim.png"):
         assert (root / "data/report" / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -84,6 +87,7 @@ def test_metrics_and_plots(repo):
     r = sh(root, str(BIN / "dvc"), "metrics", "show", "--json")
     metrics = json.loads(r.stdout)
     assert any("grm.a.bpp" in json.dumps(v) for v in metrics.values())
+    assert any("bmshj2018.b.psnr" in json.dumps(v) for v in metrics.values())
     r = sh(root, str(BIN / "dvc"), "plots", "show", "-o", str(root / "plots"))
     html = (root / "plots" / "index.html").read_text()
     assert "RD-PSNR" in html and "bpp" in html
@@ -103,7 +107,7 @@ def test_mlflow_has_one_run_per_rate_point(repo):
     parents = [r for r in runs if r["kind"] == "pipeline"]
     points = [r for r in runs if r["kind"] == "rate_point"]
     assert len(parents) == 1
-    assert sorted(r["name"] for r in points) == ["a", "b"]
+    assert sorted(r["name"] for r in points) == ["bmshj2018-a", "bmshj2018-b", "grm-a", "grm-b"]
     for r in points:
         assert r["parent"] == parents[0]["id"]
         assert r["params"]["lmbda"] in ("0.005", "0.05")
@@ -118,9 +122,11 @@ def test_adding_a_rate_point_runs_only_its_stages(repo):
     params["rates"]["c"] = {"lmbda": 0.02}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     r = sh(root, str(BIN / "dvc"), "repro")
-    assert sorted(ran_stages(r.stdout)) == ["evaluate@c", "report", "select@c", "train@c"]
+    assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
+        f"{stage}@{v}-c" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018")])
     # Editing one point retrains only that point.
     params["rates"]["a"] = {"lmbda": 0.006}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     r = sh(root, str(BIN / "dvc"), "repro")
-    assert sorted(ran_stages(r.stdout)) == ["evaluate@a", "report", "select@a", "train@a"]
+    assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
+        f"{stage}@{v}-a" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018")])
