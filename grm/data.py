@@ -118,8 +118,10 @@ def train_loader(urls: list[str], *, crop: int, batch_size: int, rank: int = 0, 
           .shuffle(shuffle_buffer, seed=seed + rank)
           .batched(batch_size, collation_fn=_collate, partial=False)
           .repeat())
-    loader = wds.WebLoader(ds, batch_size=None, num_workers=workers,
-                           persistent_workers=workers > 0)
+    # An own generator: the loader must not draw from torch's global RNG, which belongs
+    # to training (noise) and is restored on resume.
+    loader = wds.WebLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
+                           generator=torch.Generator().manual_seed(seed * 1000 + rank))
     return iter(loader)
 
 

@@ -113,6 +113,14 @@ def _run(model, psi: torch.Tensor, code_position) -> torch.Tensor:
     return out.unsqueeze(0)
 
 
+def padded_stream(data: bytes, n_symbols: int) -> bytes:
+    """The stream followed by enough zero bytes that compressai's C++ rANS decoder,
+    which does not bounds-check, stays inside the buffer however damaged the input:
+    it reads at most one 32-bit word per symbol (and per bypass chunk) past the end.
+    On a valid stream the padding is never read."""
+    return bytes(data) + bytes(8 * n_symbols + 64)
+
+
 def _check_single(psi: torch.Tensor):
     if psi.shape[0] != 1:
         raise ValueError("the coder works on one image at a time")
@@ -137,8 +145,7 @@ def encode_latents(model, y_sym: torch.Tensor, psi: torch.Tensor) -> bytes:
 def decode_latents(model, data: bytes, psi: torch.Tensor) -> torch.Tensor:
     _check_single(psi)
     dec = RansDecoder()
-    # Zero padding keeps the C++ decoder's reads inside our buffer on damaged input.
-    dec.set_stream(bytes(data) + bytes(64))
+    dec.set_stream(padded_stream(data, model.config.M * psi.shape[-2] * psi.shape[-1]))
     indexes = list(range(model.config.M))
 
     def read(i, cdf, offsets, length):

@@ -205,9 +205,9 @@ class GRM(CompressionModel):
     @torch.no_grad()
     def decompress(self, strings, height: int, width: int):
         """Streams → ((1, 3, H, W) reconstruction in [0, 1], ŷ)."""
-        from .latent_coder import decode_latents
-        hp, wp = height + (-height) % STRIDE, width + (-width) % STRIDE
-        z_hat = self.entropy_bottleneck.decompress([strings[0]], (hp // STRIDE, wp // STRIDE))
+        from .latent_coder import decode_latents, padded_stream
+        zh, zw = -(-height // STRIDE), -(-width // STRIDE)
+        z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
         psi = self.h_s(z_hat)
         y_sym = decode_latents(self, strings[1], psi)
         x_hat = self.g_s(y_sym)[..., :height, :width].clamp(0, 1)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from compressai.models import JointAutoregressiveHierarchicalPriors, ScaleHyperprior
 from compressai.models.base import CompressionModel
 
+from .latent_coder import padded_stream
 from .model import STRIDE, GRM, config_from
 
 PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressiveHierarchicalPriors}
@@ -63,15 +64,16 @@ class Peer(CompressionModel):
     def decompress(self, strings, height: int, width: int):
         net = self.net
         zh, zw = -(-height // STRIDE), -(-width // STRIDE)
-        z_hat = net.entropy_bottleneck.decompress([strings[0]], (zh, zw))
+        n_y = self.widths["M"] * zh * zw * 16
+        z_hat = net.entropy_bottleneck.decompress([padded_stream(strings[0], self.widths["N"] * zh * zw)], (zh, zw))
         if self.arch == "bmshj2018-hyperprior":
             indexes = net.gaussian_conditional.build_indexes(net.h_s(z_hat))
-            y_hat = net.gaussian_conditional.decompress([strings[1]], indexes, z_hat.dtype)
+            y_hat = net.gaussian_conditional.decompress([padded_stream(strings[1], n_y)], indexes, z_hat.dtype)
         else:
             params = net.h_s(z_hat)
             hy, wy = zh * 4, zw * 4
             buf = torch.zeros(1, net.M, hy + 4, wy + 4)
-            net._decompress_ar(strings[1], buf, params, hy, wy, 5, 2)
+            net._decompress_ar(padded_stream(strings[1], n_y), buf, params, hy, wy, 5, 2)
             y_hat = buf[..., 2:-2, 2:-2]
         return net.g_s(y_hat)[..., :height, :width].clamp(0, 1), y_hat
 

@@ -140,6 +140,9 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     acc.wait_for_everyone()
     set_seed(s.seed)
     model = build(s.arch, s.model)
+    # Fill the coder tables now: empty buffers share one null pointer, and save_state's
+    # safetensors writer would drop them as "shared", so resuming could not load them.
+    model.update(force=True)
     criterion = RateDistortionLoss(s.lmbda, s.metric)
     objective = _Objective(model, criterion)
     groups, clip_params = _param_groups(model, s)
@@ -150,6 +153,9 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     states, weights = out / "state", out / "weights"
     history_file = out / "history.json"
     result = TrainResult()
+    batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
+                           rank=acc.process_index, world=acc.num_processes, workers=s.workers,
+                           crops_per_image=s.crops_per_image, seed=s.seed)
     latest = _latest_state(states)
     if latest is not None:
         acc.load_state(str(latest))
@@ -158,13 +164,14 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
         result.history = json.loads(history_file.read_text()) if history_file.exists() else []
         result.resumed_from = result.steps
         log.info("resumed %s from step %d", name, result.steps)
+        # The batch stream is a fixed function of the seed: replaying the batches
+        # already trained on puts the run exactly where the interrupted one stopped.
+        for _ in range(result.steps * s.grad_accum):
+            next(batches)
     tracker = tracker_factory() if (tracker_factory and acc.is_main_process) else None
     if tracker:
         tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
     val_images = [img for _, img in read_images(resolve_shards(shards, "val"))] if acc.is_main_process else []
-    batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
-                           rank=acc.process_index, world=acc.num_processes, workers=s.workers,
-                           crops_per_image=s.crops_per_image, seed=s.seed * 7919 + result.steps)
     seen: set[str] = set()
     consecutive_bad = 0
     progress = None
