@@ -72,7 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_dependencies() -> None:
+    """Deprecation chatter from torch/compressai imports is not the user's business."""
+    import warnings
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchvision|compressai)\b")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_dependencies()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

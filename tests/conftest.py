@@ -52,3 +52,9 @@ def trained_model_path(tmp_path_factory, photo):
 @pytest.fixture(scope="session")
 def trained(trained_model_path):
     return load_model(trained_model_path)
+
+
+import sys as _sys  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+_sys.path.insert(0, str(_Path(__file__).parent))   # tests' own helper modules
