@@ -42,22 +42,28 @@ def main():
     cfg = config_from(args.config)
     w, h = map(int, args.size.split("x"))
     x = photo(w, h)
-    torch.manual_seed(0)
-    grm = GRM(cfg).eval()
-    grm.update(force=True)
-    mbt = JointAutoregressiveHierarchicalPriors(N=cfg.N, M=cfg.M).eval()
-    mbt.update(force=True)
+    import dataclasses
+    rows = {}
     with torch.no_grad():
-        ge, (gs, _) = timed(lambda: grm.compress(x), args.repeat)
-        gd, (gx, _) = timed(lambda: grm.decompress(gs, h, w), args.repeat)
-        xp = grm.pad(x)
+        mbt = JointAutoregressiveHierarchicalPriors(N=cfg.N, M=cfg.M).eval()
+        mbt.update(force=True)
+        xp = GRM.pad(x)
         me, mo = timed(lambda: mbt.compress(xp), args.repeat)
         md, _ = timed(lambda: mbt.decompress(mo["strings"], mo["shape"]), args.repeat)
-    print(f"image {w}x{h}, widths N={cfg.N} M={cfg.M} hidden={cfg.width}, threads={torch.get_num_threads()}")
-    print(f"{'model':10s} {'encode s':>9s} {'decode s':>9s}")
-    print(f"{'grm':10s} {ge:9.2f} {gd:9.2f}")
-    print(f"{'mbt2018':10s} {me:9.2f} {md:9.2f}")
-    print(f"ratio grm/mbt2018: encode {ge / me:.2f}x  decode {gd / md:.2f}x")
+        rows["mbt2018"] = (me, md, sum(len(s[0]) for s in mo["strings"]))
+        for order in ("raster", "wavefront"):
+            torch.manual_seed(0)
+            grm = GRM(dataclasses.replace(cfg, decode_order=order)).eval()
+            grm.update(force=True)
+            ge, (gs, ys) = timed(lambda: grm.compress(x), args.repeat)
+            gd, (_, yd) = timed(lambda: grm.decompress(gs, h, w), args.repeat)
+            assert torch.equal(ys, yd), "decoder out of sync"
+            rows[f"grm-{order}"] = (ge, gd, sum(map(len, gs)))
+    print(f"image {w}x{h}, widths N={cfg.N} M={cfg.M} hidden={cfg.width}, threads={torch.get_num_threads()}, "
+          f"untrained weights, best of {args.repeat}")
+    print(f"{'model':15s} {'encode s':>9s} {'decode s':>9s} {'bytes':>8s} {'enc/mbt':>8s} {'dec/mbt':>8s}")
+    for name, (e, d, n) in rows.items():
+        print(f"{name:15s} {e:9.2f} {d:9.2f} {n:8d} {e / me:8.2f} {d / md:8.2f}")
 
 
 if __name__ == "__main__":

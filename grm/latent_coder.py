@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from compressai.ans import BufferedRansEncoder, RansDecoder
 
 from .mixture import coding_cdfs, gaussian_bin_prob, split_stage
-from .reference import DESCRIPTOR_TAPS, SIM_MIN
+from .reference import DESCRIPTOR_TAPS, SIM_MIN, decode_groups
 
 PAD = 2  # the 5×5 context reaches two positions out
 
@@ -48,69 +48,77 @@ class _Tables:
         self.mid_b = torch.stack([l12[1], l22[1], l32[1]]).unsqueeze(-1)
         self.out_w = torch.stack([l13[0], l23[0], l33[0]])
         self.out_b = torch.stack([l13[1], l23[1], l33[1]]).unsqueeze(-1)
-        mask = model.stage_mask()
-        self.logit_mask = None if mask is None else mask.unsqueeze(1)
+        self.logit_mask = model.stage_mask()
         self.reference = cfg.reference == "on"
 
 
-def _run(model, psi: torch.Tensor, code_position) -> torch.Tensor:
-    """Visit every latent position in raster order; ``code_position`` codes one."""
+def _offsets(taps) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor([dy for dy, _ in taps]), torch.tensor([dx for _, dx in taps])
+
+
+def _run(model, psi: torch.Tensor, code_group) -> torch.Tensor:
+    """Visit the latent positions group by group in decoding order.
+
+    A group is one position (raster) or one wavefront; ``code_group(index, cdf,
+    offsets, length)`` writes or reads the symbols of a group and returns them as a
+    (P, M) tensor. Every quantity a group needs comes from earlier groups only.
+    """
     t = _Tables(model, psi)
     M, H = t.M, t.H
     _, _, h, w = psi.shape
     n = h * w
     ybuf = torch.zeros(h + PAD, w + 2 * PAD, M)  # channels-last; row/col offset PAD
-    ctx_dy = torch.tensor([dy for dy, _ in t.ctx_taps])
-    ctx_dx = torch.tensor([dx for _, dx in t.ctx_taps])
-    ref_dy = torch.tensor([dy for dy, _ in t.ref_taps])
-    ref_dx = torch.tensor([dx for _, dx in t.ref_taps])
-    dsc_dy = torch.tensor([dy for dy, _ in DESCRIPTOR_TAPS])
-    dsc_dx = torch.tensor([dx for _, dx in DESCRIPTOR_TAPS])
+    ctx_dy, ctx_dx = _offsets(t.ctx_taps)
+    ref_dy, ref_dx = _offsets(t.ref_taps)
+    dsc_dy, dsc_dx = _offsets(DESCRIPTOR_TAPS)
+    # Per decoded position, stored in decoding order: descriptor, reference contribution
+    # to stages 2 and 3, and confidence.
     desc = torch.zeros(n, 4 * M)
-    ref_feat = torch.zeros(n, 2 * H)      # reference contribution to stages 2 and 3
+    ref_feat = torch.zeros(n, 2 * H)
     conf = torch.zeros(n)
-    no_ref = torch.zeros(2 * H)
-    out = torch.empty(M, h, w)
-    for i in range(n):
-        r, c = divmod(i, w)
-        rr, cc = r + PAD, c + PAD
-        patch = ybuf[rr + ctx_dy, cc + ctx_dx].flatten()
-        phi_loc = torch.addmv(t.ctx_b, t.ctx_w, patch)
-        first = torch.addmv(t.loc_b, t.loc_w, phi_loc).view(3, H)
+    no_ref = torch.zeros(1, 2 * H)
+    first_bias = torch.log(torch.tensor(SIM_MIN)) * 2
+    out = torch.empty(n, M)
+    done = 0
+    for idx in decode_groups(h, w, model.config.decode_order):
+        p = idx.numel()
+        rr = (idx // w + PAD).unsqueeze(1)
+        cc = (idx % w + PAD).unsqueeze(1)
+        patch = ybuf[rr + ctx_dy, cc + ctx_dx].reshape(p, -1)
+        phi_loc = torch.addmm(t.ctx_b, patch, t.ctx_w.t())
+        first = torch.addmm(t.loc_b, phi_loc, t.loc_w.t()).view(p, 3, H)
         bias = None
+        rf = no_ref.expand(p, -1)
         if t.reference:
-            d = F.normalize(ybuf[rr + dsc_dy, cc + dsc_dx].flatten(), dim=0)
-            desc[i] = d
-            if i > 0:
-                sims = desc[:i] @ d
-                j = int(torch.argmax(sims))
-                sim = sims[j].clamp(SIM_MIN, 1.0)
-                bias = torch.log(sim) + torch.log(conf[j])
+            d = F.normalize(ybuf[rr + dsc_dy, cc + dsc_dx].reshape(p, -1), dim=1)
+            desc[done:done + p] = d
+            if done > 0:
+                sims = d @ desc[:done].t()                                   # P, done
+                sim, j = sims.max(dim=1)
+                bias = torch.log(sim.clamp(SIM_MIN, 1.0)) + torch.log(conf[j])
                 rf = ref_feat[j]
             else:
-                bias = torch.log(torch.tensor(SIM_MIN)) * 2
-                rf = no_ref
-        else:
-            rf = no_ref
-        first[1:] += rf.view(2, H)
-        first[2] += t.psi_proj[i]
-        hid = F.leaky_relu(first).unsqueeze(-1)
+                bias = first_bias.expand(p)
+        first[:, 1:] += rf.view(p, 2, H)
+        first[:, 2] += t.psi_proj[idx]
+        hid = F.leaky_relu(first).permute(1, 2, 0)                            # 3, H, P
         hid = F.leaky_relu(torch.baddbmm(t.mid_b, t.mid_w, hid))
-        params = torch.baddbmm(t.out_b, t.out_w, hid).squeeze(-1)        # 3, 3M
-        logits, means, scales = split_stage(params, M, -1)
+        params = torch.baddbmm(t.out_b, t.out_w, hid).transpose(1, 2)        # 3, P, 3M
+        logits, means, scales = split_stage(params, M, -1)                    # each 3, P, M
         if bias is not None:
-            logits = torch.cat([logits[:1], logits[1:2] + bias, logits[2:]])
+            logits = torch.cat([logits[:1], logits[1:2] + bias.view(1, p, 1), logits[2:]])
         if t.logit_mask is not None:
-            logits = logits + t.logit_mask
-        cdf, offsets, length = coding_cdfs(logits, means, scales)
-        sym = code_position(i, cdf, offsets, length)                       # M floats
-        ybuf[rr, cc] = sym
-        out[:, r, c] = sym
+            logits = logits + t.logit_mask.view(3, 1, 1)
+        cdf, offsets, length = coding_cdfs(logits.reshape(3, -1), means.reshape(3, -1), scales.reshape(3, -1))
+        sym = code_group(idx, cdf, offsets, length)                            # P, M
+        ybuf[rr.squeeze(1), cc.squeeze(1)] = sym
+        out[idx] = sym
         if t.reference:
-            conf[i] = gaussian_bin_prob(sym, means[0], scales[0]).mean().clamp(SIM_MIN, 1.0)
-            f = torch.addmv(t.ref_b, t.ref_w, ybuf[rr + ref_dy, cc + ref_dx].flatten())
-            ref_feat[i] = t.ref_proj_w @ f
-    return out.unsqueeze(0)
+            conf[done:done + p] = gaussian_bin_prob(sym, means[0], scales[0]).mean(1).clamp(SIM_MIN, 1.0)
+            f = torch.addmm(t.ref_b, ybuf[rr + ref_dy, cc + ref_dx].reshape(p, -1), t.ref_w.t())
+            ref_feat[done:done + p] = f @ t.ref_proj_w.t()
+        done += p
+    return out.t().reshape(1, M, h, w)
 
 
 def padded_stream(data: bytes, n_symbols: int) -> bytes:
@@ -130,12 +138,12 @@ def encode_latents(model, y_sym: torch.Tensor, psi: torch.Tensor) -> bytes:
     _check_single(psi)
     enc = BufferedRansEncoder()
     flat = (y_sym[0].flatten(1).t() + 0.0).contiguous()   # HW, M; +0.0 turns -0 into 0
-    indexes = list(range(model.config.M))
 
-    def write(i, cdf, offsets, length):
-        sym = flat[i]
-        enc.encode_with_indexes(sym.long().tolist(), indexes, cdf.tolist(),
-                                [length] * len(indexes), offsets.tolist())
+    def write(idx, cdf, offsets, length):
+        sym = flat[idx]
+        k = cdf.shape[0]
+        enc.encode_with_indexes(sym.long().flatten().tolist(), list(range(k)), cdf.tolist(),
+                                [length] * k, offsets.tolist())
         return sym
 
     _run(model, psi, write)
@@ -146,10 +154,10 @@ def decode_latents(model, data: bytes, psi: torch.Tensor) -> torch.Tensor:
     _check_single(psi)
     dec = RansDecoder()
     dec.set_stream(padded_stream(data, model.config.M * psi.shape[-2] * psi.shape[-1]))
-    indexes = list(range(model.config.M))
 
-    def read(i, cdf, offsets, length):
-        vals = dec.decode_stream(indexes, cdf.tolist(), [length] * len(indexes), offsets.tolist())
-        return torch.tensor(vals, dtype=torch.float32)
+    def read(idx, cdf, offsets, length):
+        k = cdf.shape[0]
+        vals = dec.decode_stream(list(range(k)), cdf.tolist(), [length] * k, offsets.tolist())
+        return torch.tensor(vals, dtype=torch.float32).view(idx.numel(), -1)
 
     return _run(model, psi, read)

@@ -18,7 +18,7 @@ from compressai.models.base import CompressionModel
 
 from .layers import MaskedConv2d, make_norm
 from .mixture import gaussian_bin_prob, mixture_likelihood, split_stage
-from .reference import SIM_MIN, causal_search, descriptors, gather_positions, raster_keys
+from .reference import SIM_MIN, causal_search, descriptors, gather_positions, order_keys
 
 STRIDE = 64  # g_a (16) × h_a (4): inputs are padded to a multiple of this
 
@@ -31,13 +31,15 @@ class GRMConfig:
     norm: str = "gsdn"       # gsdn | gdn
     reference: str = "on"    # on | off
     likelihood: str = "mixture"  # mixture | final-stage
+    decode_order: str = "raster"  # raster | wavefront (same search causality in training)
 
     def __post_init__(self):
         # YAML reads a bare on/off as a boolean: accept it.
         if isinstance(self.reference, bool):
             object.__setattr__(self, "reference", "on" if self.reference else "off")
         for key, allowed in (("norm", ("gsdn", "gdn")), ("reference", ("on", "off")),
-                             ("likelihood", ("mixture", "final-stage"))):
+                             ("likelihood", ("mixture", "final-stage")),
+                             ("decode_order", ("raster", "wavefront"))):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.N < 1 or self.M < 1 or self.hidden < 0:
@@ -139,7 +141,7 @@ class GRM(CompressionModel):
         phi_loc = self.context(y_hat)
         s1 = self.stage1(phi_loc)
         if self.config.reference == "on":
-            keys = raster_keys(h, w, y_hat.device)
+            keys = order_keys(h, w, self.config.decode_order, y_hat.device)
             ref, sim, has_ref = causal_search(descriptors(y_hat), keys)
             phi_ref = gather_positions(self.ref_conv(y_hat), ref) * has_ref.unsqueeze(1)
             phi_ref = phi_ref.view(b, 2 * M, h, w)

@@ -25,8 +25,32 @@ def descriptors(y_hat: torch.Tensor) -> torch.Tensor:
     return F.normalize(d, dim=-1)
 
 
+def order_keys(h: int, w: int, order: str = "raster", device=None) -> torch.Tensor:
+    """Decoding time of each position (flat, raster-indexed); equal keys decode together.
+
+    raster: one position at a time. wavefront: key 3r + c; the 5×5 causal context and
+    the 3×3 reference neighbourhood of (r, c) all have smaller keys, so a whole
+    wavefront is decoded in one batched step (3H + W steps instead of H·W).
+    """
+    if order == "raster":
+        return torch.arange(h * w, device=device)
+    if order == "wavefront":
+        r = torch.arange(h, device=device).unsqueeze(1)
+        c = torch.arange(w, device=device).unsqueeze(0)
+        return (3 * r + c).flatten()
+    raise ValueError(f"decode order must be 'raster' or 'wavefront', got {order!r}")
+
+
 def raster_keys(h: int, w: int, device=None) -> torch.Tensor:
-    return torch.arange(h * w, device=device)
+    return order_keys(h, w, "raster", device)
+
+
+def decode_groups(h: int, w: int, order: str) -> list[torch.Tensor]:
+    """Flat positions grouped by key, in decoding order."""
+    keys = order_keys(h, w, order)
+    sorted_keys, idx = torch.sort(keys, stable=True)
+    counts = torch.unique_consecutive(sorted_keys, return_counts=True)[1]
+    return list(torch.split(idx, counts.tolist()))
 
 
 @torch.no_grad()

@@ -103,3 +103,17 @@ def test_header_sizes_are_not_trusted():
     with pytest.raises(FormatError, match="stream lengths"):
         container.unpack(forged + struct.pack(">I", zlib.crc32(forged)))
     assert container.unpack(bytes(data)) == f
+
+
+def test_wavefront_decoding_is_bit_exact_and_matches_estimate(tmp_path, photo):
+    from conftest import quick_train
+    model = quick_train({"base": "tiny", "decode_order": "wavefront"}, photo, steps=150)
+    lm = load_model(save_model(model, tmp_path / "wf.safetensors", "wf"))
+    for rgb in (photo[:1, :1], photo[:17, :31], photo[:128, :192]):
+        enc = encode_array(lm, rgb)
+        out, y = decode_bytes(lm, enc.data)
+        assert torch.equal(y, enc.y_symbols) and out.shape == rgb.shape
+    with torch.no_grad():
+        est = float(bits(lm.model(to_tensor(photo[:128, :192]))["likelihoods"])) / 8
+    real = sum(len(s) for s in container.unpack(enc.data).streams)
+    assert abs(real - est) <= 0.02 * est + 16

@@ -62,3 +62,27 @@ def test_similarity_is_differentiable():
     _, sim, _ = causal_search(descriptors(y), raster_keys(4, 4))
     sim.sum().backward()
     assert y.grad.abs().sum() > 0
+
+
+def test_wavefront_order_is_causal_for_context_and_search():
+    from grm.reference import decode_groups, order_keys
+    h, w = 5, 9
+    keys = order_keys(h, w, "wavefront").view(h, w)
+    for r in range(h):
+        for c in range(w):
+            # Every tap of the 5×5 type-A context and of the descriptor decodes strictly earlier.
+            for dy in range(-2, 1):
+                for dx in range(-2, 3):
+                    if (dy, dx) >= (0, 0) or not (0 <= r + dy < h and 0 <= c + dx < w):
+                        continue
+                    assert keys[r + dy, c + dx] < keys[r, c]
+    groups = decode_groups(h, w, "wavefront")
+    assert len(groups) == 3 * (h - 1) + w
+    assert sorted(torch.cat(groups).tolist()) == list(range(h * w))
+    torch.manual_seed(2)
+    y = torch.randint(-2, 3, (1, 3, h, w)).float()
+    ref, _, has_ref = causal_search(descriptors(y), order_keys(h, w, "wavefront"))
+    flat = keys.flatten()
+    for i in range(h * w):
+        if has_ref[0, i]:
+            assert flat[ref[0, i]] < flat[i]
