@@ -59,6 +59,24 @@ def run_settings(params: dict, variant: str, rate: str) -> tuple[dict, str]:
     return {**section, **v, **rate_point(params, rate)}, shards
 
 
+def run_args(description: str, argv=None, extra=None):
+    """Parse VARIANT RATE (plus any extra options) for a per-model stage.
+
+    Returns (args, params, run name); unknown names fail here with a clear message.
+    """
+    import argparse
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
+    ap.add_argument("rate", help="rate point (a key of 'rates' in params.yaml)")
+    ap.add_argument("--params", default="params.yaml")
+    if extra:
+        extra(ap)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    run_settings(params, args.variant, args.rate)
+    return args, params, run_name(args.variant, args.rate)
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")

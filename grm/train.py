@@ -160,8 +160,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     if latest is not None:
         acc.load_state(str(latest))
         meta = json.loads((latest / "trainer.json").read_text())
-        result.steps, result.bad_steps = meta["step"], meta["bad_steps"]
-        result.history = json.loads(history_file.read_text()) if history_file.exists() else []
+        result.steps, result.bad_steps, result.history = meta["step"], meta["bad_steps"], meta["history"]
         result.resumed_from = result.steps
         log.info("resumed %s from step %d", name, result.steps)
         # The batch stream is a fixed function of the seed: replaying the batches
@@ -249,7 +248,10 @@ def _checkpoint(acc, objective, states: Path, weights: Path, step: int, result: 
     acc.save_state(str(tmp))
     acc.wait_for_everyone()
     if acc.is_main_process:
-        write_atomic(tmp / "trainer.json", json.dumps({"step": step, "bad_steps": result.bad_steps}).encode())
+        # The validation history travels inside the checkpoint, so a kill between the
+        # rename and the history.json update cannot lose an entry.
+        write_atomic(tmp / "trainer.json", json.dumps(
+            {"step": step, "bad_steps": result.bad_steps, "history": result.history}).encode())
         final = states / f"step-{step:08d}"
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)

@@ -1,22 +1,15 @@
 """DVC stage: real-bitstream evaluation of one exported model on the evaluation set."""
 
-import argparse
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, run_name, run_settings, run_stage, write_json
+from grm.pipeline import run_args, run_stage, write_json
 
 ROOT = Path.cwd()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("variant")
-    ap.add_argument("rate")
-    args = ap.parse_args()
-    params = load_params()
-    run_settings(params, args.variant, args.rate)   # validates both names
-    name = run_name(args.variant, args.rate)
+    args, params, name = run_args(__doc__)
     from grm.evaluation import eval_images, evaluate_model, mean_row
     from grm.model_file import load_model
     lm = load_model(ROOT / "data/models" / f"{name}.safetensors")

@@ -1,22 +1,15 @@
 """DVC stage: pick the checkpoint with the best validation RD loss and export it."""
 
-import argparse
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, run_name, run_settings, run_stage, write_json
+from grm.pipeline import run_args, run_stage, write_json
 
 ROOT = Path.cwd()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("variant")
-    ap.add_argument("rate")
-    args = ap.parse_args()
-    params = load_params()
-    run_settings(params, args.variant, args.rate)   # validates both names
-    name = run_name(args.variant, args.rate)
+    args, params, name = run_args(__doc__)
     ckpt = ROOT / "data/checkpoints" / name
     history_file = ckpt / "history.json"
     if not history_file.is_file():

@@ -1,33 +1,28 @@
-"""DVC stage: train one rate point (params: train, rates.<name>).
+"""DVC stage: train one model (params: train, variants.VARIANT, rates.RATE).
 
     python stages/train.py VARIANT RATE                       # one process (CPU or one GPU)
     accelerate launch stages/train.py VARIANT RATE            # many GPUs / nodes
     ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 stages/train.py VARIANT RATE
 """
 
-import argparse
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, run_name, run_settings, run_stage, shared_params, write_json
+from grm.pipeline import run_args, run_settings, run_stage, shared_params, write_json
 from grm.train import TrainSettings, train
 
 ROOT = Path.cwd()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
-    ap.add_argument("rate", help="rate point (a key of 'rates' in params.yaml)")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/VARIANT-RATE)")
-    ap.add_argument("--trace-dir", type=Path, default=None,
-                    help="write per-rank audit files (images seen, weight digest) here")
-    args = ap.parse_args()
-    params = load_params(args.params)
+    def options(ap):
+        ap.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/VARIANT-RATE)")
+        ap.add_argument("--trace-dir", type=Path, default=None,
+                        help="write per-rank audit files (images seen, weight digest) here")
+
+    args, params, name = run_args(__doc__, extra=options)
     settings_dict, shards = run_settings(params, args.variant, args.rate)
     settings = TrainSettings.from_dict(settings_dict)
-    name = run_name(args.variant, args.rate)
     out = Path(args.out or ROOT / "data/checkpoints" / name)
 
     def tracker_factory():

@@ -9,6 +9,18 @@ from grm.model_file import load_model, save_model
 from grm.sample_images import bundled_photos
 
 
+def make_shards(root, n_train: int, n_val: int, h: int, w: int):
+    """One random image per shard, with an index.json like the prepare stage writes."""
+    import json
+    from grm.data import write_shards
+    rng = np.random.default_rng(0)
+    images = [(f"img{i:02d}", rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for i in range(n_train + n_val)]
+    train = write_shards(images[:n_train], root, "train", 1)
+    val = write_shards(images[n_train:], root, "val", 1)
+    (root / "index.json").write_text(json.dumps({"splits": {"train": train, "val": val}, "sha256": {}}))
+    return root
+
+
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     arr, _ = read_image(bundled_photos()["astronaut"])

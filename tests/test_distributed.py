@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from grm.data import read_images, resolve_shards, train_loader, write_shards
+from conftest import make_shards
+from grm.data import read_images, resolve_shards, train_loader
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -22,13 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Eight one-image training shards and one validation shard of distinct images."""
-    root = tmp_path_factory.mktemp("shards")
-    rng = np.random.default_rng(0)
-    images = [(f"img{i:02d}", rng.integers(0, 256, size=(80, 96, 3), dtype=np.uint8)) for i in range(9)]
-    train = write_shards(images[:8], root, "train", 1)
-    val = write_shards(images[8:], root, "val", 1)
-    (root / "index.json").write_text(json.dumps({"splits": {"train": train, "val": val}, "sha256": {}}))
-    return root
+    return make_shards(tmp_path_factory.mktemp("shards"), 8, 1, 80, 96)
 
 
 def test_two_rank_training_is_disjoint_and_in_sync(shards, tmp_path):
