@@ -1,9 +1,10 @@
 """Serial arithmetic coding of ŷ with the GRM entropy model.
 
-Encoder and decoder run the very same ``_run`` loop: at position i it reads only
-positions already coded, evaluates the networks as matrix–vector products in the
-same order and dtype, builds the per-symbol CDFs and then either writes the known
-symbols or reads them. Sharing the loop is what keeps the two bit-exact.
+Encoder and decoder run the very same ``_run`` loop over groups of positions (one
+position in raster order, one wavefront in wavefront order): each group reads only
+positions already coded, evaluates the networks as matrix products in the same order
+and dtype, builds the per-symbol CDFs and then either writes the known symbols or
+reads them. Sharing the loop is what keeps the two bit-exact.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _linear_parts(net):
 
 
 class _Tables:
-    """The model's weights rearranged for one-position-at-a-time evaluation."""
+    """The model's weights rearranged as matrices for evaluation on a few positions."""
 
     def __init__(self, model, psi: torch.Tensor):
         cfg = model.config
