@@ -1,0 +1,42 @@
+"""Classic codec adapters and the BD-rate helper."""
+
+import numpy as np
+import pytest
+
+from grm.classic import CODECS, decode
+from grm.classic_eval import evaluate_classic
+from grm.metrics import psnr
+from grm.report import Curve, bd_rate
+
+
+@pytest.mark.parametrize("name", sorted(CODECS))
+def test_adapter_round_trips_and_counts_the_file_it_wrote(name, photo, tmp_path):
+    rgb = photo[100:228, 150:310]
+    points = evaluate_classic(name, [20, 60], [("crop", rgb)], tmp_path)
+    for point in points:
+        row = point["images"][0]
+        path = tmp_path / f"crop-q{point['quality']:03d}.bin"
+        assert row["bytes"] == path.stat().st_size > 0
+        out = decode(path.read_bytes())
+        assert out.shape == rgb.shape and psnr(rgb, out) == pytest.approx(row["psnr"])
+        assert row["psnr"] > 20
+    assert points[1]["mean"]["bpp"] > points[0]["mean"]["bpp"]     # higher quality, more bits
+
+
+def curve(name, rates, psnrs):
+    return Curve(name, name, "grm", [{"bpp": r, "psnr": p, "ms_ssim": 1 - 10 ** (-p / 20)} for r, p in zip(rates, psnrs)])
+
+
+def test_bd_rate_of_a_curve_against_itself_and_a_costlier_copy():
+    rates, quality = [0.1, 0.2, 0.4, 0.8], [27.0, 30.0, 33.0, 36.0]
+    anchor = curve("a", rates, quality)
+    assert bd_rate(anchor, curve("b", rates, quality))[0] == pytest.approx(0.0, abs=1e-9)
+    value, _ = bd_rate(anchor, curve("c", [r * 1.1 for r in rates], quality))
+    assert value == pytest.approx(10.0, abs=0.01)
+    value, _ = bd_rate(anchor, curve("c", [r * 1.1 for r in rates], quality), "ms_ssim")
+    assert value == pytest.approx(10.0, abs=0.01)
+
+
+def test_bd_rate_says_why_when_curves_do_not_overlap():
+    value, why = bd_rate(curve("a", [0.1, 0.2, 0.4], [20, 22, 24]), curve("b", [1, 2, 4], [40, 42, 44]))
+    assert value is None and "overlap" in why
