@@ -26,7 +26,7 @@ def evaluate_classic(name: str, qualities: list[int], images: list[tuple[str, np
             t = time.perf_counter()
             data = codec.encode(rgb, q)
             enc_s = time.perf_counter() - t
-            path = stream_dir / f"{key}-q{q:03d}.bin"
+            path = stream_dir / f"{key}-q{q}.bin"
             write_atomic(path, data)
             t = time.perf_counter()
             out = decode(path.read_bytes())
