@@ -84,11 +84,11 @@ def _fmt(v, digits=3):
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def markdown(curves: list[Curve], anchor: str, subject: str, images: int) -> tuple[str, dict]:
+def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget: str = "") -> tuple[str, dict]:
     """The report text and a flat dict of headline metrics."""
     lines = ["# grm rate–distortion report", "",
              f"Evaluation set: {images} images; every number below comes from real files "
-             f"that were written and decoded.", "",
+             f"that were written and decoded.", "", *([budget, ""] if budget else []),
              "![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", ""]
     metrics: dict = {}
     for c in curves:

@@ -36,7 +36,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(curves, "psnr", out / "rd_psnr.png")
     plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
-    text, metrics = markdown(curves, settings.get("anchor", "hevc"), subject, images)
+    train = params.get("train") or {}
+    budget = (f"Training budget, the same for every learned model: {train.get('steps')} steps of batch "
+              f"{train.get('batch_size')} × {train.get('crop')}² crops (model `{train.get('model')}`).")
+    text, metrics = markdown(curves, settings.get("anchor", "hevc"), subject, images, budget)
     (out / "report.md").write_text(text)
     with open(out / "rd.csv", "w", newline="") as f:
         w = csv.writer(f)
