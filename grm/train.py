@@ -147,9 +147,12 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     objective = _Objective(model, criterion)
     groups, clip_params = _param_groups(model, s)
     opt = torch.optim.Adam(groups)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    # The schedule is a function of the step counter alone (no scheduler object:
+    # Accelerate's wrapper would step it once per rank), so it is the same on any
+    # number of processes and continues exactly on resume.
     drop = int(s.lr_drop_at * s.steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1 if step >= drop else 1.0)
-    objective, opt, sched = acc.prepare(objective, opt, sched)
+    objective, opt = acc.prepare(objective, opt)
     states, weights = out / "state", out / "weights"
     history_file = out / "history.json"
     result = TrainResult()
@@ -188,11 +191,12 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
             o = objective(x)
             acc.backward(o["total"])
             if acc.sync_gradients:
+                for g, lr in zip(opt.param_groups, base_lrs):
+                    g["lr"] = lr * (0.1 if result.steps >= drop else 1.0)
                 # Gradients are already all-reduced, so every rank reaches the same verdict.
                 norm = acc.clip_grad_norm_(clip_params, s.clip if s.clip > 0 else float("inf"))
                 finite = bool(torch.isfinite(torch.as_tensor(norm)))
                 if finite or s.mixed_precision == "fp16":   # fp16: the grad scaler skips inf steps
-                    opt.step()
                     opt.step()
                     consecutive_bad = 0
                 else:
@@ -201,7 +205,6 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
                 opt.zero_grad(set_to_none=True)
         if not acc.sync_gradients:
             continue
-        sched.step()
         result.steps += 1
         step = result.steps
         if progress:
@@ -215,7 +218,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
             rate = (step - t_steps) / max(1e-9, time.perf_counter() - t0)
             tracker.metrics({"train/loss": float(o["loss"]), "train/bpp": float(o["bpp"]),
                              "train/mse": float(o["mse"]), "train/aux": float(o["aux"]),
-                             "train/lr": sched.get_last_lr()[0], "train/steps_per_s": rate,
+                             "train/lr": opt.param_groups[0]["lr"], "train/steps_per_s": rate,
                              "train/bad_steps": result.bad_steps}, step)
         if step % s.val_every == 0 or step == s.steps:
             if acc.is_main_process:

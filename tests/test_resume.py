@@ -1,4 +1,4 @@
-"""Interrupted training: kill -9 mid-run, rerun, and end with the same weights."""
+"""The training loop: exact resume after kill -9, non-finite steps, one update per step."""
 
 import json
 import os
@@ -85,3 +85,30 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(shards, tmp_path):
     state = tmp_path / "nan/state/step-00000003"
     meta = json.loads((state / "trainer.json").read_text())
     assert meta["step"] == 3 and meta["bad_steps"] == 3
+
+
+def test_one_optimizer_step_per_step_and_lr_drop_on_schedule(shards, tmp_path):
+    """Adam's first update moves a weight by at most lr (a second step() would give
+    about 2·lr); after the drop the next update is about lr/10."""
+    import torch
+    from accelerate.utils import set_seed
+    from grm.model_file import build
+    lr = 0.01
+    write_params(tmp_path / "params.yaml", shards, steps=2, lr=lr, aux_lr=lr, transform_lr_scale=1.0,
+                 lr_drop_at=0.5, val_every=1, clip=0)
+    r = subprocess.run(train_cmd(tmp_path, "two"), cwd=tmp_path, env=env(tmp_path),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    set_seed(0)
+    start = build("grm", "tiny")
+    start.update(force=True)
+    w0 = {k: v.detach() for k, v in start.state_dict().items()}
+    w1 = load_file(tmp_path / "two/weights/step-00000001.safetensors")
+    w2 = load_file(tmp_path / "two/weights/step-00000002.safetensors")
+    params = [n for n, _ in start.named_parameters()]
+
+    def moved(a, b):
+        return max(float((a[k].double() - b[k].double()).abs().max()) for k in params)
+
+    assert 0.5 * lr < moved(w0, w1) <= lr * 1.001
+    assert moved(w1, w2) <= 0.15 * lr
