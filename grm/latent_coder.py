@@ -3,20 +3,25 @@
 Encoder and decoder run the very same ``_run`` loop over groups of positions (one
 position in raster order, one wavefront in wavefront order): each group reads only
 positions already coded, evaluates the networks as matrix products in the same order
-and dtype, builds the per-symbol CDFs and then either writes the known symbols or
-reads them. Sharing the loop is what keeps the two bit-exact.
+and dtype, builds the per-symbol probability tables and then either writes the known
+symbols or reads them. Sharing the loop is what keeps the two bit-exact.
+
+The symbols go through constriction's range coder, which takes the tables as numpy
+arrays (no per-symbol Python objects) and quantises them deterministically.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from compressai.ans import BufferedRansEncoder, RansDecoder
 
-from .mixture import coding_cdfs, gaussian_bin_prob, split_stage
+from .errors import DecodeError
+from .mixture import CodingTables, coding_tables, gaussian_bin_prob, split_stage
 from .reference import DESCRIPTOR_TAPS, SIM_MIN, decode_groups
 
 PAD = 2  # the 5×5 context reaches two positions out
+MAX_SYMBOL = 1 << 15  # ŷ is clamped to ±MAX_SYMBOL so every value has a code
 
 
 def _linear_parts(net):
@@ -60,9 +65,8 @@ def _offsets(taps) -> tuple[torch.Tensor, torch.Tensor]:
 def _run(model, psi: torch.Tensor, code_group) -> torch.Tensor:
     """Visit the latent positions group by group in decoding order.
 
-    A group is one position (raster) or one wavefront; ``code_group(index, cdf,
-    offsets, length)`` writes or reads the symbols of a group and returns them as a
-    (P, M) tensor. Every quantity a group needs comes from earlier groups only.
+    A group is one position (raster) or one wavefront; ``code_group(index, tables)``
+    writes or reads the symbols of a group and returns them as a (P, M) tensor. Every quantity a group needs comes from earlier groups only.
     """
     t = _Tables(model, psi)
     M, H = t.M, t.H
@@ -110,8 +114,8 @@ def _run(model, psi: torch.Tensor, code_group) -> torch.Tensor:
             logits = torch.cat([logits[:1], logits[1:2] + bias.view(1, p, 1), logits[2:]])
         if t.logit_mask is not None:
             logits = logits + t.logit_mask.view(3, 1, 1)
-        cdf, offsets, length = coding_cdfs(logits.reshape(3, -1), means.reshape(3, -1), scales.reshape(3, -1))
-        sym = code_group(idx, cdf, offsets, length)                            # P, M
+        tables = coding_tables(logits.reshape(3, -1), means.reshape(3, -1), scales.reshape(3, -1))
+        sym = code_group(idx, tables)                                          # P, M
         ybuf[rr.squeeze(1), cc.squeeze(1)] = sym
         out[idx] = sym
         if t.reference:
@@ -123,10 +127,10 @@ def _run(model, psi: torch.Tensor, code_group) -> torch.Tensor:
 
 
 def padded_stream(data: bytes, n_symbols: int) -> bytes:
-    """The stream followed by enough zero bytes that compressai's C++ rANS decoder,
-    which does not bounds-check, stays inside the buffer however damaged the input:
-    it reads at most one 32-bit word per symbol (and per bypass chunk) past the end.
-    On a valid stream the padding is never read."""
+    """The stream followed by enough zero bytes that compressai's C++ rANS decoder
+    (used for z), which does not bounds-check, stays inside the buffer however damaged
+    the input: it reads at most one 32-bit word per symbol (and per bypass chunk) past
+    the end. On a valid stream the padding is never read."""
     return bytes(data) + bytes(8 * n_symbols + 64)
 
 
@@ -135,30 +139,60 @@ def _check_single(psi: torch.Tensor):
         raise ValueError("the coder works on one image at a time")
 
 
+def _models():
+    import constriction
+    m = constriction.stream.model
+    return m.Categorical(perfect=False), m.QuantizedGaussian(-MAX_SYMBOL, MAX_SYMBOL)
+
+
+def _window_symbols(values: np.ndarray, t: CodingTables) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols as window indices, and the mask of those that take the escape bin."""
+    length = t.probs.shape[1] - 1
+    idx = values - t.offsets
+    escaped = (idx < 0) | (idx >= length)
+    return np.where(escaped, length, idx).astype(np.int32), escaped
+
+
+@torch.no_grad()
 def encode_latents(model, y_sym: torch.Tensor, psi: torch.Tensor) -> bytes:
+    """ŷ (clamped to ±MAX_SYMBOL by the caller) → bytes."""
+    import constriction
     _check_single(psi)
-    enc = BufferedRansEncoder()
+    enc = constriction.stream.queue.RangeEncoder()
+    window, wide = _models()
     flat = (y_sym[0].flatten(1).t() + 0.0).contiguous()   # HW, M; +0.0 turns -0 into 0
 
-    def write(idx, cdf, offsets, length):
+    def write(idx, t: CodingTables):
         sym = flat[idx]
-        k = cdf.shape[0]
-        enc.encode_with_indexes(sym.long().flatten().tolist(), list(range(k)), cdf.tolist(),
-                                [length] * k, offsets.tolist())
+        values = sym.flatten().numpy().astype(np.int32)
+        symbols, escaped = _window_symbols(values, t)
+        enc.encode(symbols, window, t.probs)
+        if escaped.any():
+            enc.encode(values[escaped], wide, t.centre[escaped], t.spread[escaped])
         return sym
 
     _run(model, psi, write)
-    return enc.flush()
+    return enc.get_compressed().astype("<u4").tobytes()
 
 
+@torch.no_grad()
 def decode_latents(model, data: bytes, psi: torch.Tensor) -> torch.Tensor:
+    import constriction
     _check_single(psi)
-    dec = RansDecoder()
-    dec.set_stream(padded_stream(data, model.config.M * psi.shape[-2] * psi.shape[-1]))
+    if len(data) % 4:
+        raise DecodeError("corrupt ŷ stream (length is not a whole number of 32-bit words)")
+    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    window, wide = _models()
 
-    def read(idx, cdf, offsets, length):
-        k = cdf.shape[0]
-        vals = dec.decode_stream(list(range(k)), cdf.tolist(), [length] * k, offsets.tolist())
-        return torch.tensor(vals, dtype=torch.float32).view(idx.numel(), -1)
+    def read(idx, t: CodingTables):
+        try:
+            symbols = dec.decode(window, t.probs)
+            escaped = symbols == t.probs.shape[1] - 1
+            values = symbols.astype(np.int64) + t.offsets
+            if escaped.any():
+                values[escaped] = dec.decode(wide, t.centre[escaped], t.spread[escaped])
+        except (AssertionError, ValueError) as e:
+            raise DecodeError(f"corrupt ŷ stream ({e})") from None
+        return torch.from_numpy(values.astype(np.float32)).view(idx.numel(), -1)
 
     return _run(model, psi, read)

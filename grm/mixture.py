@@ -1,20 +1,20 @@
-"""The discretised Gaussian mixture: training likelihood and coding CDFs.
+"""The discretised Gaussian mixture: training likelihood and coding tables.
 
 Both paths read the same (logits, means, scales) tensors, so the rate the model is
-trained on is the rate the coder spends (up to 16-bit CDF quantisation).
+trained on is the rate the coder spends (up to the coder's fixed-point quantisation).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 SCALE_MIN = 0.11
 LOG_SCALE_MAX = 8.0
 LIKELIHOOD_MIN = 1e-9
-CDF_PRECISION = 16
 TAIL_SIGMAS = 5.0
 MAX_HALF_WIDTH = 48
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
@@ -44,13 +44,28 @@ def mixture_likelihood(v: torch.Tensor, logits: torch.Tensor, means: torch.Tenso
     return p.clamp_min(LIKELIHOOD_MIN)
 
 
-def coding_cdfs(logits: torch.Tensor, means: torch.Tensor, scales: torch.Tensor):
-    """Per-symbol quantised CDF tables for one position (components × channels).
+@dataclass
+class CodingTables:
+    """What the entropy coder needs for a group of C symbols.
 
-    Returns (cdf [C, L+2] int, offsets [C] int, length L+2). Each channel gets a window
-    of L symbols centred on its mixture mean plus one escape symbol holding the tail
-    mass, which compressai's rANS codes with bypass bits; every symbol has frequency
-    at least 1 so any integer stays codable.
+    probs[c] holds the mixture's probability of the L symbols offset[c] … offset[c]+L−1
+    followed by one escape bin with the remaining tail mass; a symbol outside the
+    window is coded as the escape bin and then on its own with a wide quantised
+    Gaussian of width ``spread[c]`` around ``centre[c]``.
+    """
+
+    probs: np.ndarray       # (C, L+1) float32
+    offsets: np.ndarray     # (C,) int32
+    centre: np.ndarray      # (C,) float64
+    spread: np.ndarray      # (C,) float64
+
+
+def coding_tables(logits: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> CodingTables:
+    """Per-symbol probability tables for a group (components × channels).
+
+    The window is centred on each channel's mixture mean and wide enough for every
+    component's mean ± TAIL_SIGMAS·σ (at most 2·MAX_HALF_WIDTH+1 symbols). The coder
+    quantises the tables itself, giving every symbol a nonzero frequency.
     """
     w = torch.softmax(logits, dim=0)                                   # K, C
     centre = torch.round((w * means).sum(0))                           # C
@@ -62,11 +77,5 @@ def coding_cdfs(logits: torch.Tensor, means: torch.Tensor, scales: torch.Tensor)
     pmf = (w.unsqueeze(-1) * (cum[..., 1:] - cum[..., :-1])).sum(0).clamp_min(0)  # C, L
     tail = (1.0 - pmf.sum(1, keepdim=True)).clamp_min(0)
     probs = torch.cat([pmf, tail], dim=1)
-    probs = probs / probs.sum(1, keepdim=True)
-    nsym = length + 1
-    total = 1 << CDF_PRECISION
-    freq = 1 + torch.floor(probs.double() * (total - nsym)).long()
-    spare = total - freq.sum(1)
-    freq[torch.arange(freq.shape[0]), probs.argmax(1)] += spare
-    cdf = F.pad(torch.cumsum(freq, 1), (1, 0))
-    return cdf, (centre.long() - half), length + 2
+    return CodingTables(probs.numpy(), (centre - half).numpy().astype(np.int32),
+                        centre.double().numpy(), reach.clamp(min=1.0).double().numpy())

@@ -194,13 +194,13 @@ class GRM(CompressionModel):
     @torch.no_grad()
     def compress(self, x: torch.Tensor):
         """(1, 3, H, W) in [0, 1] → ([z bytes, ŷ bytes], ŷ int tensor)."""
-        from .latent_coder import encode_latents
+        from .latent_coder import MAX_SYMBOL, encode_latents
         y = self.g_a(self.pad(x))
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
         psi = self.h_s(z_hat)
-        y_sym = torch.round(y)
+        y_sym = torch.round(y).clamp(-MAX_SYMBOL, MAX_SYMBOL)
         y_bytes = encode_latents(self, y_sym, psi)
         return [z_bytes, y_bytes], y_sym
 
