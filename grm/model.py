@@ -97,6 +97,13 @@ def _param_net(cin, hidden, cout):
                          nn.Conv2d(hidden, cout, 1))
 
 
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """Channels-last: oneDNN's convolutions run ~20% faster on CPU this way. Only the
+    coding paths use it; ŷ equality is guaranteed by the shared coding loop, not by
+    the transforms."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
@@ -195,7 +202,7 @@ class GRM(CompressionModel):
     def compress(self, x: torch.Tensor):
         """(1, 3, H, W) in [0, 1] → ([z bytes, ŷ bytes], ŷ int tensor)."""
         from .latent_coder import MAX_SYMBOL, encode_latents
-        y = self.g_a(self.pad(x))
+        y = self.g_a(_nhwc(self.pad(x))).contiguous()
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
@@ -212,5 +219,5 @@ class GRM(CompressionModel):
         z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
         psi = self.h_s(z_hat)
         y_sym = decode_latents(self, strings[1], psi)
-        x_hat = self.g_s(y_sym)[..., :height, :width].clamp(0, 1)
+        x_hat = self.g_s(_nhwc(y_sym))[..., :height, :width].clamp(0, 1).contiguous()
         return x_hat, y_sym
