@@ -58,45 +58,55 @@ class _Tables:
         self.reference = cfg.reference == "on"
 
 
-def _offsets(taps) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.tensor([dy for dy, _ in taps]), torch.tensor([dx for _, dx in taps])
+def _flat_taps(r: torch.Tensor, c: torch.Tensor, taps, stride: int) -> torch.Tensor:
+    """Row indices into the flattened symbol buffer of each position's taps: (n, T)."""
+    dy = torch.tensor([d for d, _ in taps])
+    dx = torch.tensor([d for _, d in taps])
+    return (r.unsqueeze(1) + dy) * stride + c.unsqueeze(1) + dx
 
 
 def _run(model, psi: torch.Tensor, code_group) -> torch.Tensor:
     """Visit the latent positions group by group in decoding order.
 
     A group is one position (raster) or one wavefront; ``code_group(index, tables)``
-    writes or reads the symbols of a group and returns them as a (P, M) tensor. Every quantity a group needs comes from earlier groups only.
+    writes or reads the symbols of a group and returns them as a (P, M) tensor. Every
+    quantity a group needs comes from earlier groups only.
     """
     t = _Tables(model, psi)
     M, H = t.M, t.H
     _, _, h, w = psi.shape
     n = h * w
-    ybuf = torch.zeros(h + PAD, w + 2 * PAD, M)  # channels-last; row/col offset PAD
-    ctx_dy, ctx_dx = _offsets(t.ctx_taps)
-    ref_dy, ref_dx = _offsets(t.ref_taps)
-    dsc_dy, dsc_dx = _offsets(DESCRIPTOR_TAPS)
-    # Per decoded position, stored in decoding order: descriptor, reference contribution
-    # to stages 2 and 3, and confidence.
+    groups = decode_groups(h, w, model.config.decode_order)
+    # Everything per position is laid out in decoding order, so a group is a slice.
+    order = torch.cat(groups)
+    r, c = order // w + PAD, order % w + PAD
+    stride = w + 2 * PAD
+    ybuf = torch.zeros((h + PAD) * stride, M)   # ŷ, channels-last, zero margin of PAD
+    at_self = r * stride + c
+    at_ctx = _flat_taps(r, c, t.ctx_taps, stride)
+    at_dsc = _flat_taps(r, c, DESCRIPTOR_TAPS, stride)
+    at_ref = _flat_taps(r, c, t.ref_taps, stride)
+    psi_proj = t.psi_proj[order]
+    # Per decoded position: descriptor, reference contribution to stages 2 and 3,
+    # confidence, and the symbols themselves.
     desc = torch.zeros(n, 4 * M)
     ref_feat = torch.zeros(n, 2 * H)
     conf = torch.zeros(n)
+    coded = torch.empty(n, M)
     no_ref = torch.zeros(1, 2 * H)
     first_bias = torch.log(torch.tensor(SIM_MIN)) * 2
-    out = torch.empty(n, M)
     done = 0
-    for idx in decode_groups(h, w, model.config.decode_order):
+    for idx in groups:
         p = idx.numel()
-        rr = (idx // w + PAD).unsqueeze(1)
-        cc = (idx % w + PAD).unsqueeze(1)
-        patch = ybuf[rr + ctx_dy, cc + ctx_dx].reshape(p, -1)
+        now = slice(done, done + p)
+        patch = ybuf.index_select(0, at_ctx[now].flatten()).view(p, -1)
         phi_loc = torch.addmm(t.ctx_b, patch, t.ctx_w.t())
         first = torch.addmm(t.loc_b, phi_loc, t.loc_w.t()).view(p, 3, H)
         bias = None
         rf = no_ref.expand(p, -1)
         if t.reference:
-            d = F.normalize(ybuf[rr + dsc_dy, cc + dsc_dx].reshape(p, -1), dim=1)
-            desc[done:done + p] = d
+            d = F.normalize(ybuf.index_select(0, at_dsc[now].flatten()).view(p, -1), dim=1)
+            desc[now] = d
             if done > 0:
                 sims = d @ desc[:done].t()                                   # P, done
                 sim, j = sims.max(dim=1)
@@ -105,7 +115,7 @@ def _run(model, psi: torch.Tensor, code_group) -> torch.Tensor:
             else:
                 bias = first_bias.expand(p)
         first[:, 1:] += rf.view(p, 2, H)
-        first[:, 2] += t.psi_proj[idx]
+        first[:, 2] += psi_proj[now]
         hid = F.leaky_relu(first).permute(1, 2, 0)                            # 3, H, P
         hid = F.leaky_relu(torch.baddbmm(t.mid_b, t.mid_w, hid))
         params = torch.baddbmm(t.out_b, t.out_w, hid).transpose(1, 2)        # 3, P, 3M
@@ -116,13 +126,15 @@ def _run(model, psi: torch.Tensor, code_group) -> torch.Tensor:
             logits = logits + t.logit_mask.view(3, 1, 1)
         tables = coding_tables(logits.reshape(3, -1), means.reshape(3, -1), scales.reshape(3, -1))
         sym = code_group(idx, tables)                                          # P, M
-        ybuf[rr.squeeze(1), cc.squeeze(1)] = sym
-        out[idx] = sym
+        ybuf.index_copy_(0, at_self[now], sym)
+        coded[now] = sym
         if t.reference:
-            conf[done:done + p] = gaussian_bin_prob(sym, means[0], scales[0]).mean(1).clamp(SIM_MIN, 1.0)
-            f = torch.addmm(t.ref_b, ybuf[rr + ref_dy, cc + ref_dx].reshape(p, -1), t.ref_w.t())
-            ref_feat[done:done + p] = f @ t.ref_proj_w.t()
+            conf[now] = gaussian_bin_prob(sym, means[0], scales[0]).mean(1).clamp(SIM_MIN, 1.0)
+            f = torch.addmm(t.ref_b, ybuf.index_select(0, at_ref[now].flatten()).view(p, -1), t.ref_w.t())
+            ref_feat[now] = f @ t.ref_proj_w.t()
         done += p
+    out = torch.empty(n, M)
+    out[order] = coded
     return out.t().reshape(1, M, h, w)
 
 
