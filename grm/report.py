@@ -84,6 +84,24 @@ def _fmt(v, digits=3):
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def equal_lambda_table(subject: Curve, others: list[Curve]) -> list[str]:
+    """Per rate point, how the subject differs from each model trained at the same λ.
+
+    Defined even where a BD-rate is not (short runs give curves that are not monotonic),
+    so a reader always sees what an ablation or a peer changed.
+    """
+    own = {p["rate_point"]: p for p in subject.points}
+    lines = ["| vs | rate point | Δ bpp | Δ PSNR dB | Δ MS-SSIM |", "|---|---|---|---|---|"]
+    for other in others:
+        for p in sorted(other.points, key=lambda q: str(q["rate_point"])):
+            mine = own.get(p["rate_point"])
+            if mine is None or not p["bpp"]:
+                continue
+            lines.append(f"| {other.label} | {p['rate_point']} | {100 * (mine['bpp'] / p['bpp'] - 1):+.1f}% | "
+                         f"{mine['psnr'] - p['psnr']:+.2f} | {mine['ms_ssim'] - p['ms_ssim']:+.4f} |")
+    return lines
+
+
 def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget: str = "") -> tuple[str, dict]:
     """The report text and a flat dict of headline metrics."""
     lines = ["# grm rate–distortion report", "",
@@ -129,4 +147,10 @@ def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget
         lines += [f"(no anchor '{anchor}' in this run)", ""]
     if notes:
         lines += ["Not computed:", ""] + [f"- {n}" for n in notes] + [""]
+    learned = [c for c in curves if c.kind in ("peer", "ablation")]
+    if subject in by_name and learned:
+        lines += [f"## {by_name[subject].label} at equal λ", "",
+                  "The same rate point (same λ, data and steps) against each other learned model: "
+                  "positive Δ bpp means more bits for the subject.", "",
+                  *equal_lambda_table(by_name[subject], learned), ""]
     return "\n".join(lines), metrics

@@ -72,6 +72,7 @@ def test_pipeline_runs_end_to_end(repo):
     report = (root / "data/report/report.md").read_text()
     assert "BD-rate" in report and "| a |" in report
     assert "| grm | Balle 2018 |" in report and "| grm | JPEG (4:2:0) |" in report   # the comparison table
+    assert "## grm at equal λ" in report and "| Balle 2018 | a |" in report
     for png in ("rd_psnr.png", "rd_msssim.png"):
         assert (root / "data/report" / png).read_bytes()[:4] == b"\x89PNG"
 
