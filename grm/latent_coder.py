@@ -12,6 +12,7 @@ arrays (no per-symbol Python objects) and quantises them deterministically.
 
 from __future__ import annotations
 
+import constriction
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -152,7 +153,6 @@ def _check_single(psi: torch.Tensor):
 
 
 def _models():
-    import constriction
     m = constriction.stream.model
     return m.Categorical(perfect=False), m.QuantizedGaussian(-MAX_SYMBOL, MAX_SYMBOL)
 
@@ -168,7 +168,6 @@ def _window_symbols(values: np.ndarray, t: CodingTables) -> tuple[np.ndarray, np
 @torch.no_grad()
 def encode_latents(model, y_sym: torch.Tensor, psi: torch.Tensor) -> bytes:
     """ŷ (clamped to ±MAX_SYMBOL by the caller) → bytes."""
-    import constriction
     _check_single(psi)
     enc = constriction.stream.queue.RangeEncoder()
     window, wide = _models()
@@ -189,7 +188,6 @@ def encode_latents(model, y_sym: torch.Tensor, psi: torch.Tensor) -> bytes:
 
 @torch.no_grad()
 def decode_latents(model, data: bytes, psi: torch.Tensor) -> torch.Tensor:
-    import constriction
     _check_single(psi)
     if len(data) % 4:
         raise DecodeError("corrupt ŷ stream (length is not a whole number of 32-bit words)")
