@@ -93,7 +93,7 @@ def equal_lambda_table(subject: Curve, others: list[Curve]) -> list[str]:
     own = {p["rate_point"]: p for p in subject.points}
     lines = ["| vs | rate point | Δ bpp | Δ PSNR dB | Δ MS-SSIM |", "|---|---|---|---|---|"]
     for other in others:
-        for p in sorted(other.points, key=lambda q: str(q["rate_point"])):
+        for p in other.points:                      # in params.yaml order
             mine = own.get(p["rate_point"])
             if mine is None or not p["bpp"]:
                 continue

@@ -90,7 +90,6 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(shards, tmp_path):
 def test_one_optimizer_step_per_step_and_lr_drop_on_schedule(shards, tmp_path):
     """Adam's first update moves a weight by at most lr (a second step() would give
     about 2·lr); after the drop the next update is about lr/10."""
-    import torch
     from accelerate.utils import set_seed
     from grm.model_file import build
     lr = 0.01
