@@ -14,21 +14,38 @@ from pathlib import Path
 import torch
 
 
-def step_time(model, batch: int, crop: int, steps: int) -> float:
+def stepper(model, batch: int, crop: int):
+    """One training step (forward, loss, backward, Adam) as the trainer does it."""
     from grm.loss import RateDistortionLoss
     crit = RateDistortionLoss(0.01)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = torch.rand(batch, 3, crop, crop)
-    times = []
-    for i in range(steps + 1):
+
+    def step() -> float:
         t = time.perf_counter()
         out = crit(model(x), x)
         opt.zero_grad()
         (out["loss"] + model.aux_loss()).backward()
         opt.step()
-        if i:                       # the first step warms up allocators and kernels
-            times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+        return time.perf_counter() - t
+    return step
+
+
+def step_times(models: dict, batch: int, crop: int, steps: int, warmup: int = 2) -> dict:
+    """Per-step seconds of each model, the models' steps interleaved so that a noisy
+    machine slows them alike; the first steps warm up allocators and kernels."""
+    steppers = {k: stepper(m, batch, crop) for k, m in models.items()}
+    times = {k: [] for k in models}
+    for i in range(warmup + steps):
+        for k, step in steppers.items():
+            t = step()
+            if i >= warmup:
+                times[k].append(t)
+    return times
+
+
+def median(values) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def loader_rate(batch: int, crop: int, workers: int, batches: int) -> float:
@@ -53,18 +70,23 @@ def main():
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--malloc-defaults", action="store_true",
+                    help="leave glibc malloc as it is (the trainer tunes it on CPU; see grm/allocator.py)")
     args = ap.parse_args()
+    from grm.allocator import reuse_freed_memory
     from grm.model import GRM, config_from
     from grm.peers import Peer
+    tuned = False if args.malloc_defaults else reuse_freed_memory()   # as the trainer does
     cfg = config_from(args.config)
     torch.manual_seed(0)
-    grm_s = step_time(GRM(cfg), args.batch, args.crop, args.steps)
-    mbt_s = step_time(Peer("mbt2018", cfg), args.batch, args.crop, args.steps)
+    times = step_times({"grm": GRM(cfg), "mbt2018": Peer("mbt2018", cfg)}, args.batch, args.crop, args.steps)
+    grm_s, mbt_s = median(times["grm"]), median(times["mbt2018"])
+    ratios = [g / m for g, m in zip(times["grm"], times["mbt2018"])]
     print(f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², threads={torch.get_num_threads()}, "
-          f"median of {args.steps} steps")
-    print(f"grm step      {grm_s:8.3f} s")
-    print(f"mbt2018 step  {mbt_s:8.3f} s")
-    print(f"ratio grm/mbt2018: {grm_s / mbt_s:.2f}x")
+          f"median of {args.steps} interleaved steps, malloc keeps freed memory: {tuned}")
+    print(f"grm step      {grm_s:8.3f} s   (min {min(times['grm']):.3f}, max {max(times['grm']):.3f})")
+    print(f"mbt2018 step  {mbt_s:8.3f} s   (min {min(times['mbt2018']):.3f}, max {max(times['mbt2018']):.3f})")
+    print(f"ratio grm/mbt2018: {grm_s / mbt_s:.2f}x (median of per-step ratios {median(ratios):.2f}x)")
     rate = loader_rate(args.batch, args.crop, args.workers, batches=20)
     need = args.batch / grm_s
     print(f"loader ({args.workers} worker(s)): {rate:.1f} samples/s; training consumes {need:.1f} samples/s; "

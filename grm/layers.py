@@ -8,6 +8,21 @@ import torch.nn.functional as F
 from compressai.ops.parametrizers import NonNegativeParametrizer
 
 
+def channel_mix(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A 1×1 convolution with an (out, in) weight, as one matrix product.
+
+    On CPU oneDNN runs a 1×1 convolution over large feature maps about 2× slower
+    (forward + backward) than the equivalent GEMM, and GSDN has two per layer.
+    """
+    b, c, h, w = x.shape
+    o = weight.shape[0]
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        rows = x.permute(0, 2, 3, 1).reshape(-1, c)                     # the coding paths
+        return torch.addmm(bias, rows, weight.t()).view(b, h, w, o).permute(0, 3, 1, 2)
+    out = torch.baddbmm(bias.view(1, o, 1), weight.expand(b, o, c), x.contiguous().view(b, c, h * w))
+    return out.view(b, o, h, w)
+
+
 class GSDN(nn.Module):
     """Generalized Subtractive and Divisive Normalization.
 
@@ -32,20 +47,21 @@ class GSDN(nn.Module):
             self.gamma_shift = nn.Parameter(self.shift_reparam.init(shift_init * torch.eye(channels)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        beta = self.beta_reparam(self.beta)
-        gamma = self.gamma_reparam(self.gamma).reshape(c, c, 1, 1)
-        norm = torch.sqrt(F.conv2d(x * x, gamma, beta))
-        if self.subtractive:
-            shift_w = self.shift_reparam(self.gamma_shift).reshape(c, c, 1, 1)
-            shift = F.conv2d(x, shift_w, self.shift_reparam(self.beta_shift))
-        else:
-            shift = None
+        # Written to make as few passes over the (large) feature maps as possible:
+        # the subtraction folded into the matrix (I - G'), addcmul.
+        denom = channel_mix(torch.square(x), self.gamma_reparam(self.gamma), self.beta_reparam(self.beta))
         if self.inverse:
-            out = x * norm
-            return out + shift if shift is not None else out
-        centred = x - shift if shift is not None else x
-        return centred / norm
+            scale = torch.sqrt(denom)
+            if not self.subtractive:
+                return x * scale
+            shift = channel_mix(x, self.shift_reparam(self.gamma_shift), self.shift_reparam(self.beta_shift))
+            return torch.addcmul(shift, x, scale)
+        scale = torch.rsqrt(denom)
+        if not self.subtractive:
+            return x * scale
+        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        centred = channel_mix(x, eye - self.shift_reparam(self.gamma_shift), -self.shift_reparam(self.beta_shift))
+        return centred * scale
 
 
 def make_norm(kind: str, channels: int, inverse: bool = False) -> nn.Module:

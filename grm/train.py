@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .allocator import reuse_freed_memory
 from .data import read_images, resolve_shards, train_loader
 from .image_io import write_atomic
 from .loss import RateDistortionLoss
@@ -128,6 +129,8 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     acc = Accelerator(mixed_precision=s.mixed_precision, gradient_accumulation_steps=s.grad_accum,
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
+    if acc.device.type == "cpu":
+        reuse_freed_memory()
     out = Path(out)
     fingerprint = json.dumps({"settings": asdict(s), "shards": shards}, sort_keys=True, default=str)
     fp_file = out / "settings.json"
