@@ -54,6 +54,7 @@ def repo(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(TINY))
     sh(root, "git", "init", "-q")
     sh(root, str(BIN / "dvc"), "init", "-q")
+    shutil.copytree(REPO / ".dvc/plots", root / ".dvc/plots")
     first = sh(root, str(BIN / "dvc"), "repro")
     return root, first.stdout
 
@@ -92,6 +93,7 @@ def test_metrics_and_plots(repo):
     r = sh(root, str(BIN / "dvc"), "plots", "show", "-o", str(root / "plots"))
     html = (root / "plots" / "index.html").read_text()
     assert "RD-PSNR" in html and "bpp" in html
+    assert '"field": "codec"' in html            # one line per codec, not one line through all
 
 
 def test_mlflow_has_one_run_per_rate_point(repo):
