@@ -21,9 +21,24 @@ class Curve:
     def sorted(self) -> list:
         return sorted(self.points, key=lambda p: p["bpp"])
 
+    def _finite(self, metric: str) -> list:
+        return [p for p in self.sorted() if p.get(metric) is not None and math.isfinite(p[metric])]
+
     def arrays(self, metric: str):
-        pts = [p for p in self.sorted() if p.get(metric) is not None and math.isfinite(p[metric])]
+        pts = self._finite(metric)
         return np.array([p["bpp"] for p in pts]), np.array([p[metric] for p in pts])
+
+    def operational(self, metric: str) -> tuple[np.ndarray, np.ndarray, list]:
+        """The operational RD curve: by rate, only points that beat the quality of every
+        cheaper point. A point with more bits and no more quality is one nobody would
+        choose (and BD-rate needs quality to rise with rate); the dropped rate points
+        are returned so the report can name them."""
+        keep, dropped, best = [], [], -math.inf
+        for p in self._finite(metric):
+            (keep if p[metric] > best else dropped).append(p)
+            best = max(best, p[metric])
+        return (np.array([p["bpp"] for p in keep]), np.array([p[metric] for p in keep]),
+                [p.get("rate_point", f"{p['bpp']:.3f} bpp") for p in dropped])
 
 
 def quality_db(metric: str, values: np.ndarray) -> np.ndarray:
@@ -36,18 +51,16 @@ def quality_db(metric: str, values: np.ndarray) -> np.ndarray:
 def bd_rate(anchor: Curve, test: Curve, metric: str = "psnr") -> tuple[float | None, str]:
     """BD-rate (%) of test against anchor, or None with the reason it is not defined."""
     import bjontegaard as bd
-    ra, da = anchor.arrays(metric)
-    rt, dt = test.arrays(metric)
+    ra, da, _ = anchor.operational(metric)
+    rt, dt, _ = test.operational(metric)
     if len(ra) < 2 or len(rt) < 2:
-        return None, "fewer than 2 points"
+        return None, "fewer than 2 points on an operational RD curve"
     da, dt = quality_db(metric, da), quality_db(metric, dt)
     lo, hi = max(da.min(), dt.min()), min(da.max(), dt.max())
     span = min(da.max() - da.min(), dt.max() - dt.min())
     overlap = (hi - lo) / span if span > 0 else 0.0
     if overlap < MIN_OVERLAP:
         return None, f"quality ranges overlap {max(0.0, overlap):.0%} (< {MIN_OVERLAP:.0%})"
-    if not (np.all(np.diff(da) > 0) and np.all(np.diff(dt) > 0)):
-        return None, "quality does not increase with rate"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = float(bd.bd_rate(ra, da, rt, dt, method="pchip", require_matching_points=False,
@@ -147,6 +160,11 @@ def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget
         lines += [f"(no anchor '{anchor}' in this run)", ""]
     if notes:
         lines += ["Not computed:", ""] + [f"- {n}" for n in notes] + [""]
+    off_curve = [f"{c.label} ({metric.replace('_', '-').upper()}): {', '.join(dropped)}"
+                 for c in curves for metric in ("psnr", "ms_ssim") for dropped in [c.operational(metric)[2]] if dropped]
+    if off_curve:
+        lines += ["Left out of the BD-rates as off the operational curve (more bits, no more quality "
+                  "than a cheaper point of the same codec):", ""] + [f"- {n}" for n in off_curve] + [""]
     learned = [c for c in curves if c.kind in ("peer", "ablation")]
     if subject in by_name and learned:
         lines += [f"## {by_name[subject].label} at equal λ", "",

@@ -40,3 +40,13 @@ def test_bd_rate_of_a_curve_against_itself_and_a_costlier_copy():
 def test_bd_rate_says_why_when_curves_do_not_overlap():
     value, why = bd_rate(curve("a", [0.1, 0.2, 0.4], [20, 22, 24]), curve("b", [1, 2, 4], [40, 42, 44]))
     assert value is None and "overlap" in why
+
+
+def test_bd_rate_uses_the_operational_curve():
+    rates, quality = [0.1, 0.2, 0.4, 0.8], [27.0, 30.0, 33.0, 36.0]
+    anchor = curve("a", rates, quality)
+    # A repeated point (a codec's floor) and a dominated one change nothing.
+    noisy = curve("b", [0.1, 0.1, 0.2, 0.3, 0.4, 0.8], [27.0, 27.0, 30.0, 29.5, 33.0, 36.0])
+    assert noisy.operational("psnr")[2] == ["0.100 bpp", "0.300 bpp"]
+    assert bd_rate(anchor, noisy)[0] == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(anchor, curve("c", [0.1, 0.2], [30.0, 29.0]))[0] is None

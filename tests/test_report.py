@@ -19,5 +19,6 @@ def test_report_has_equal_lambda_section_even_when_bd_rate_is_undefined():
     grm = _curve("grm", "grm", [("q1", 0.2, 30.0, 0.95), ("q2", 0.4, 29.0, 0.96)])   # not monotonic
     peer = _curve("mbt", "peer", [("q1", 0.25, 29.0, 0.94), ("q2", 0.45, 30.0, 0.96)])
     text, _ = markdown([grm, peer], anchor="none", subject="grm", images=1)
-    assert "quality does not increase with rate" in text
+    assert "fewer than 2 points on an operational RD curve" in text
+    assert "- GRM (PSNR): q2" in text                    # the dropped point is named
     assert "## GRM at equal λ" in text and "| MBT | q1 | -20.0% | +1.00 | +0.0100 |" in text
