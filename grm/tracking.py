@@ -35,13 +35,14 @@ def git_commit(root: Path) -> str:
 def _client(root: Path, experiment: str):
     import mlflow
     from mlflow.tracking import MlflowClient
+    embedded = "MLFLOW_TRACKING_URI" not in os.environ   # set_tracking_uri sets it
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         location = None
-        if "MLFLOW_TRACKING_URI" not in os.environ:
+        if embedded:
             location = (root / "mlartifacts").resolve().as_uri()
         exp_id = client.create_experiment(experiment, artifact_location=location)
     else:

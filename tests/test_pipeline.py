@@ -29,7 +29,7 @@ TINY = {
 def env_for(root: Path) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    env.pop("MLFLOW_TRACKING_URI", None)          # the embedded default: mlflow.db + mlartifacts/
     env.pop("PYTHONPATH", None)
     return env
 
@@ -99,14 +99,16 @@ def test_metrics_and_plots(repo):
 def test_mlflow_has_one_run_per_rate_point(repo):
     root, _ = repo
     code = (
-        "import json, mlflow; from mlflow.tracking import MlflowClient; c = MlflowClient();"
-        "e = c.get_experiment_by_name('grm');"
+        "import json, mlflow; from mlflow.tracking import MlflowClient; c = MlflowClient('sqlite:///mlflow.db');"
+        "e = c.get_experiment_by_name('grm'); print(json.dumps(e.artifact_location));"
         "runs = c.search_runs([e.experiment_id]);"
         "print(json.dumps([{'name': r.info.run_name, 'kind': r.data.tags.get('grm.kind'),"
         " 'parent': r.data.tags.get('mlflow.parentRunId'), 'id': r.info.run_id,"
         " 'params': r.data.params, 'metrics': r.data.metrics,"
         " 'artifacts': [a.path for a in c.list_artifacts(r.info.run_id)]} for r in runs]))")
-    runs = json.loads(sh(root, sys.executable, "-c", code).stdout.strip().splitlines()[-1])
+    lines = sh(root, sys.executable, "-c", code).stdout.strip().splitlines()
+    assert json.loads(lines[-2]) == (root / "mlartifacts").resolve().as_uri()
+    runs = json.loads(lines[-1])
     parents = [r for r in runs if r["kind"] == "pipeline"]
     points = [r for r in runs if r["kind"] == "rate_point"]
     assert len(parents) == 1
