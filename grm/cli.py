@@ -27,13 +27,13 @@ def _compress(args) -> None:
 
 def _decompress(args) -> None:
     import time
-    from .codec import decode_bytes, read_grm
+    from .codec import MAX_DECODE_PIXELS, decode_bytes, read_grm
     from .image_io import write_png
     from .model_file import load_model
     data = read_grm(args.input)
     lm = load_model(args.model)
     t = time.perf_counter()
-    rgb, _ = decode_bytes(lm, data)
+    rgb, _ = decode_bytes(lm, data, args.max_pixels or MAX_DECODE_PIXELS)
     write_png(args.output, rgb)
     print(f"{args.output}: {rgb.shape[1]}x{rgb.shape[0]}, decoded in {time.perf_counter() - t:.2f} s")
 
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("input", help="input .grm file")
     d.add_argument("output", help="output PNG")
     d.add_argument("--model", required=True, help="model file the .grm was written with")
+    d.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse files that declare more pixels than this (default 7680x4320; "
+                        "decoding needs about 1.1 KB of memory per pixel at paper widths)")
     d.set_defaults(func=_decompress)
     i = sub.add_parser("info", help="describe a .grm file", description="Print a .grm file's header.")
     i.add_argument("input", help=".grm file")

@@ -44,9 +44,19 @@ def encode_array(lm: LoadedModel, rgb: np.ndarray) -> EncodeResult:
     return EncodeResult(data, y_sym, time.perf_counter() - t, h, w)
 
 
-def decode_bytes(lm: LoadedModel, data: bytes) -> tuple[np.ndarray, torch.Tensor]:
+# Decoding memory grows with the declared size (about 1.1 KB per pixel at paper widths,
+# 9.4 GB for 3840×2160), and a 100-byte file can declare any size the format allows.
+# Like Pillow's decompression-bomb limit, sizes above this are refused unless raised.
+MAX_DECODE_PIXELS = 7680 * 4320
+
+
+def decode_bytes(lm: LoadedModel, data: bytes,
+                 max_pixels: int = MAX_DECODE_PIXELS) -> tuple[np.ndarray, torch.Tensor]:
     """Bytes → (H, W, 3) uint8 and ŷ. Never returns a wrong image: checks model and ŷ."""
     f = container.unpack(data)
+    if f.height * f.width > max_pixels:
+        raise FormatError(f"the file declares {f.width}x{f.height} = {f.height * f.width:,} pixels, above "
+                          f"the decoder's limit of {max_pixels:,} (raise it with --max-pixels)")
     if f.weights_hash != lm.weights_hash:
         raise ModelMismatchError(
             f"file was written with model {f.model_name!r} ({f.weights_hash.hex()[:12]}), "

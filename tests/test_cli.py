@@ -59,6 +59,22 @@ def test_bad_grm_and_model_files(trained_model_path, tmp_path):
     assert r.returncode == 1 and "not found" in r.stderr
 
 
+def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(trained_model_path, tmp_path):
+    import time
+    from grm import container
+    from grm.model_file import load_model
+    lm = load_model(trained_model_path)
+    bomb = container.pack(container.GrmFile(lm.name, lm.weights_hash, 16000, 16000, bytes(8), (b"\0" * 8, b"\0" * 8)))
+    (tmp_path / "bomb.grm").write_bytes(bomb)
+    t = time.perf_counter()
+    r = run("decompress", tmp_path / "bomb.grm", tmp_path / "o.png", "--model", trained_model_path)
+    assert r.returncode == 1 and "256,000,000 pixels" in r.stderr and "--max-pixels" in r.stderr
+    assert time.perf_counter() - t < 60 and not (tmp_path / "o.png").exists()
+    r = run("decompress", tmp_path / "bomb.grm", tmp_path / "o.png", "--model", trained_model_path,
+            "--max-pixels", "1000")
+    assert r.returncode == 1 and "limit of 1,000 " in r.stderr
+
+
 def test_help_for_every_command():
     for cmd in ([], ["compress"], ["decompress"], ["info"]):
         r = run(*cmd, "--help")
