@@ -160,8 +160,12 @@ def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget
         lines += [f"(no anchor '{anchor}' in this run)", ""]
     if notes:
         lines += ["Not computed:", ""] + [f"- {n}" for n in notes] + [""]
-    off_curve = [f"{c.label} ({metric.replace('_', '-').upper()}): {', '.join(dropped)}"
-                 for c in curves for metric in ("psnr", "ms_ssim") for dropped in [c.operational(metric)[2]] if dropped]
+    off_curve = []
+    for c in curves:
+        for metric in ("psnr", "ms_ssim"):
+            dropped = c.operational(metric)[2]
+            if dropped:
+                off_curve.append(f"{c.label} ({metric.replace('_', '-').upper()}): {', '.join(dropped)}")
     if off_curve:
         lines += ["Left out of the BD-rates as off the operational curve (more bits, no more quality "
                   "than a cheaper point of the same codec):", ""] + [f"- {n}" for n in off_curve] + [""]
