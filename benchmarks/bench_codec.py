@@ -16,7 +16,7 @@ import torch
 
 def photo(width: int, height: int) -> torch.Tensor:
     from PIL import Image
-    from grm.sample_images import bundled_photos
+    from grm.pipeline.sample_images import bundled_photos
     img = Image.open(bundled_photos()["coffee"]).convert("RGB").resize((width, height), Image.LANCZOS)
     import numpy as np
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)

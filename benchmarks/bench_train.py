@@ -16,7 +16,7 @@ import torch
 
 def stepper(model, batch: int, crop: int):
     """One training step (forward, loss, backward, Adam) as the trainer does it."""
-    from grm.loss import RateDistortionLoss
+    from grm.pipeline.loss import RateDistortionLoss
     crit = RateDistortionLoss(0.01)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = torch.rand(batch, 3, crop, crop)
@@ -49,9 +49,9 @@ def median(values) -> float:
 
 
 def loader_rate(batch: int, crop: int, workers: int, batches: int) -> float:
-    from grm.data import train_loader, write_shards
+    from grm.pipeline.shards import train_loader, write_shards
     from grm.image_io import read_image
-    from grm.sample_images import bundled_photos
+    from grm.pipeline.sample_images import bundled_photos
     folder = Path(tempfile.mkdtemp())
     images = [(k, read_image(p)[0]) for k, p in sorted(bundled_photos().items())]
     urls = [str(folder / n) for n in write_shards(images, folder, "train", 2)]
@@ -73,7 +73,7 @@ def main():
     ap.add_argument("--malloc-defaults", action="store_true",
                     help="leave glibc malloc as it is (the trainer tunes it on CPU; see grm/allocator.py)")
     args = ap.parse_args()
-    from grm.allocator import reuse_freed_memory
+    from grm.pipeline.allocator import reuse_freed_memory
     from grm.model import GRM, config_from
     from grm.peers import Peer
     tuned = False if args.malloc_defaults else reuse_freed_memory()   # as the trainer does

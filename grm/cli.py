@@ -1,76 +1,263 @@
-"""The ``grm`` command line: compress, decompress and inspect .grm files."""
+"""The ``grm`` command line: compress, decompress and inspect .grm files, one or many.
+
+    grm compress photo.png photo.grm --model m.safetensors    # one file, explicit model
+    grm compress photos/ -o coded/ --rate q2                  # a folder, model found by rate point
+    grm decompress coded/ -o decoded/                         # models found by the hash in each file
+    cat photo.png | grm compress - - --bpp 0.3 > photo.grm    # stdin/stdout, closest rate to 0.3 bpp
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .errors import GrmError
 
 EXIT_ERROR = 1
+STDIO = "-"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 
 
-def _compress(args) -> None:
-    from .codec import compress_file
+@dataclass
+class Job:
+    src: str          # a path or "-"
+    dst: str
+
+
+def _expand(inputs: list[str], suffixes: set[str]) -> list[tuple[str, Path | None]]:
+    """(input, folder it came from): folders expand to their matching files, recursively."""
+    out: list[tuple[str, Path | None]] = []
+    for item in inputs:
+        p = Path(item)
+        if item != STDIO and p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+            if not files:
+                raise GrmError(f"{p}: no {'/'.join(sorted(suffixes))} files in this folder")
+            out.extend((str(f), p) for f in files)
+        else:
+            out.append((item, None))
+    return out
+
+
+def plan(inputs: list[str], output: str | None, suffixes: set[str], new_suffix: str) -> list[Job]:
+    """Pair inputs with outputs: ``in out``, ``in`` (beside it), or ``in... -o DIR``."""
+    if output is None and len(inputs) == 2 and not Path(inputs[0]).is_dir():
+        inputs, output = inputs[:1], inputs[1]
+        if Path(output).is_dir():
+            return plan(inputs, output, suffixes, new_suffix)
+        return [Job(inputs[0], output)]
+    items = _expand(inputs, suffixes)
+    if output is None:
+        if any(src == STDIO for src, _ in items):
+            raise GrmError("reading stdin needs an output: `-` for stdout, or a file name")
+        return [Job(src, str(Path(src).with_suffix(new_suffix))) for src, _ in items]
+    single = len(items) == 1 and items[0][1] is None
+    if single and not Path(output).is_dir() and not output.endswith(("/", "\\")):
+        return [Job(items[0][0], output)]
+    if any(src == STDIO for src, _ in items):
+        raise GrmError("stdin (`-`) can only be coded as a single file")
+    out_dir = Path(output)
+    jobs = []
+    for src, base in items:
+        rel = Path(src).relative_to(base) if base else Path(Path(src).name)
+        jobs.append(Job(src, str((out_dir / rel).with_suffix(new_suffix))))
+    dsts = [j.dst for j in jobs]
+    if len(set(dsts)) != len(dsts):
+        raise GrmError(f"several inputs would write the same file in {out_dir}; code them in separate runs")
+    return jobs
+
+
+def _read(src: str) -> bytes | str:
+    return sys.stdin.buffer.read() if src == STDIO else src
+
+
+def _write(dst: str, data: bytes) -> None:
     from .image_io import write_atomic
-    from .model_file import load_model
-    lm = load_model(args.model)
-    res, notes = compress_file(lm, args.input)
-    write_atomic(args.output, res.data)
-    h, w = res.height, res.width
-    for note in notes:
-        print(f"note: {args.input}: {note}", file=sys.stderr)
-    print(f"{args.output}: {len(res.data)} bytes, {8 * len(res.data) / (h * w):.4f} bpp, "
-          f"{w}x{h}, encoded in {res.seconds:.2f} s")
+    if dst == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(dst, data)
 
 
-def _decompress(args) -> None:
-    import time
+class Models:
+    """Loaded models by path, and the search path for finding them."""
+
+    def __init__(self, args):
+        from .model_search import search_path
+        self.explicit = getattr(args, "model", None)
+        self.dirs = search_path(getattr(args, "models", None))
+        self._loaded = {}
+
+    def load(self, path):
+        from .model_file import load_model
+        key = Path(path).resolve()
+        if key not in self._loaded:
+            self._loaded[key] = load_model(path)
+        return self._loaded[key]
+
+    def for_file(self, weights_hash: bytes, name: str):
+        from .model_search import find_by_hash
+        return self.load(self.explicit or find_by_hash(weights_hash, name, self.dirs))
+
+
+def _run_batch(jobs: list[Job], one, verb: str) -> int:
+    """Code every job; failures are reported one line each and do not stop the others."""
+    from tqdm.auto import tqdm
+    failed, total_bytes, pixels, t0 = 0, 0, 0, time.perf_counter()
+    show = len(jobs) > 1 and sys.stderr.isatty()
+    for job in tqdm(jobs, desc=verb, unit="file", disable=not show, file=sys.stderr):
+        try:
+            n_bytes, n_pixels = one(job)
+            total_bytes += n_bytes
+            pixels += n_pixels
+        except (GrmError, OSError) as e:
+            failed += 1
+            msg = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+            print(f"grm: error: {msg if job.src in msg else f'{job.src}: {msg}'}", file=sys.stderr)
+    if len(jobs) > 1:
+        done = len(jobs) - failed
+        bpp = f"{8 * total_bytes / pixels:.4f}" if pixels else "n/a"
+        print(f"{verb}: {done} of {len(jobs)} files, {total_bytes:,} bytes of .grm, mean {bpp} bpp, "
+              f"{time.perf_counter() - t0:.1f} s" + (f", {failed} failed" if failed else ""), file=_status_stream(jobs))
+    return EXIT_ERROR if failed else 0
+
+
+def _status_stream(jobs: list[Job]):
+    """Status lines go to stdout unless stdout carries the data."""
+    return sys.stderr if any(j.dst == STDIO for j in jobs) else sys.stdout
+
+
+def _compress(args) -> int:
+    from .codec import encode_array
+    from .image_io import read_image
+    from .model_search import find_by_rate, variant_models
+    models = Models(args)
+    if args.model:
+        candidates = [args.model]
+    elif args.bpp is not None:
+        candidates = variant_models(args.variant, models.dirs)
+    else:
+        candidates = [find_by_rate(args.rate, args.variant, models.dirs)]
+    jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, ".grm")
+    for m in candidates:          # a bad model fails once, up front, not once per image
+        models.load(m)
+    status = _status_stream(jobs)
+
+    def one(job: Job):
+        rgb, notes = read_image(_read(job.src), label=job.src)
+        results = [(models.load(m).name, encode_array(models.load(m), rgb)) for m in candidates]
+        name, res = min(results, key=lambda nr: abs(8 * len(nr[1].data) / (rgb.shape[0] * rgb.shape[1]) - args.bpp)) \
+            if args.bpp is not None else results[0]
+        _write(job.dst, res.data)
+        for note in notes:
+            print(f"note: {job.src}: {note}", file=sys.stderr)
+        h, w = res.height, res.width
+        chosen = "" if args.model else f" with {name}"
+        print(f"{job.dst}: {len(res.data)} bytes, {8 * len(res.data) / (h * w):.4f} bpp, {w}x{h}, "
+              f"encoded in {res.seconds:.2f} s{chosen}", file=status)
+        return len(res.data), h * w
+
+    return _run_batch(jobs, one, "compress")
+
+
+def _decompress(args) -> int:
+    from . import container
     from .codec import MAX_DECODE_PIXELS, decode_bytes, read_grm
-    from .image_io import write_png
-    from .model_file import load_model
-    data = read_grm(args.input)
-    lm = load_model(args.model)
-    t = time.perf_counter()
-    rgb, _ = decode_bytes(lm, data, args.max_pixels or MAX_DECODE_PIXELS)
-    write_png(args.output, rgb)
-    print(f"{args.output}: {rgb.shape[1]}x{rgb.shape[0]}, decoded in {time.perf_counter() - t:.2f} s")
+    from .image_io import png_bytes
+    models = Models(args)
+    jobs = plan(args.inputs, args.output, {".grm"}, ".png")
+    status = _status_stream(jobs)
+
+    def one(job: Job):
+        data = sys.stdin.buffer.read() if job.src == STDIO else read_grm(job.src)
+        header = container.unpack(data)
+        lm = models.for_file(header.weights_hash, header.model_name)
+        t = time.perf_counter()
+        rgb, _ = decode_bytes(lm, data, args.max_pixels or MAX_DECODE_PIXELS)
+        _write(job.dst, png_bytes(rgb))
+        print(f"{job.dst}: {rgb.shape[1]}x{rgb.shape[0]}, decoded in {time.perf_counter() - t:.2f} s",
+              file=status)
+        return len(data), rgb.shape[0] * rgb.shape[1]
+
+    return _run_batch(jobs, one, "decompress")
 
 
-def _info(args) -> None:
+def _info(args) -> int:
+    import json
     from . import container
     from .codec import read_grm
-    data = read_grm(args.input)
+    from .errors import ModelFileError
+    from .model_file import read_metadata
+    from .model_search import file_hash, find_by_hash, search_path
+    data = sys.stdin.buffer.read() if args.input == STDIO else read_grm(args.input)
     f = container.unpack(data)
     print(f"file:          {args.input}")
     print(f"format:        grm v{container.VERSION}, {len(data)} bytes")
     print(f"image:         {f.width}x{f.height}, {8 * len(data) / (f.width * f.height):.4f} bpp")
     print(f"model:         {f.model_name} (weights {f.weights_hash.hex()[:16]})")
-    print(f"streams:       " + ", ".join(f"{n}={len(s)} B" for n, s in zip(("z", "y"), f.streams)))
+    print("streams:       " + ", ".join(f"{n}={len(s)} B" for n, s in zip(("z", "y"), f.streams)))
     print(f"ŷ checksum:    {f.symbols_checksum.hex()}")
+    dirs = search_path(args.models)
+    try:
+        path = Path(args.model) if args.model else find_by_hash(f.weights_hash, f.model_name, dirs)
+    except ModelFileError as e:
+        print(f"model file:    not found ({e})")
+        return 0
+    meta = read_metadata(path)
+    matches = file_hash(path) == f.weights_hash
+    print(f"model file:    {path} ({'matches' if matches else 'DOES NOT match: this file cannot decode it'})")
+    config = json.loads(meta.get("config", "{}"))
+    print(f"architecture:  {meta.get('arch')}")
+    if isinstance(config, dict) and "decode_order" in config:
+        print(f"decode order:  {config['decode_order']}")
+    print(f"model config:  {json.dumps(config, sort_keys=True)}")
+    return 0 if matches else EXIT_ERROR
+
+
+def _add_model_options(p: argparse.ArgumentParser, choose: bool) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="FILE", help="model file (.safetensors exported by the pipeline)")
+    g.add_argument("--models", metavar="DIR", action="append",
+                   help="folder to search for models (repeatable; default $GRM_MODELS, else data/models)")
+    if choose:
+        g.add_argument("--rate", default=None, help="the model at this rate point (e.g. q2) in the model folders")
+        g.add_argument("--bpp", type=float, default=None,
+                       help="per image, the rate point whose bitstream is closest to this many bits per pixel")
+        g.add_argument("--variant", default="grm", help="variant to choose --rate/--bpp among (default grm)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="grm", description="Learned image codec with a global reference entropy model.")
+    p = argparse.ArgumentParser(prog="grm", description="Learned image codec with a global reference entropy model.",
+                                epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"grm {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compress", help="image file → .grm file",
-                       description="Compress an image (any format Pillow reads) into a .grm file.")
-    c.add_argument("input", help="input image")
-    c.add_argument("output", help="output .grm file")
-    c.add_argument("--model", required=True, help="model file (.safetensors exported by the pipeline)")
+    c = sub.add_parser("compress", help="images → .grm files",
+                       description="Compress images (any format Pillow reads) into .grm files.")
+    c.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files or folders (`-` = stdin); `IN OUT` names the output of one file")
+    c.add_argument("-o", "--output", help="output file, or folder for several inputs (`-` = stdout)")
+    _add_model_options(c, choose=True)
     c.set_defaults(func=_compress)
-    d = sub.add_parser("decompress", help=".grm file → PNG",
-                       description="Decode a .grm file to PNG with the model that wrote it.")
-    d.add_argument("input", help="input .grm file")
-    d.add_argument("output", help="output PNG")
-    d.add_argument("--model", required=True, help="model file the .grm was written with")
+    d = sub.add_parser("decompress", help=".grm files → PNG",
+                       description="Decode .grm files to PNG; each file names the model that wrote it.")
+    d.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".grm files or folders (`-` = stdin); `IN OUT` names the output of one file")
+    d.add_argument("-o", "--output", help="output file, or folder for several inputs (`-` = stdout)")
+    _add_model_options(d, choose=False)
     d.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse files that declare more pixels than this (default 7680x4320; "
                         "decoding needs about 1.1 KB of memory per pixel at paper widths)")
     d.set_defaults(func=_decompress)
-    i = sub.add_parser("info", help="describe a .grm file", description="Print a .grm file's header.")
-    i.add_argument("input", help=".grm file")
+    i = sub.add_parser("info", help="describe a .grm file and its model",
+                       description="Print a .grm file's header, and the model it needs if one is found.")
+    i.add_argument("input", help=".grm file (`-` = stdin)")
+    _add_model_options(i, choose=False)
     i.set_defaults(func=_info)
     return p
 
@@ -85,9 +272,12 @@ def _quiet_dependencies() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_dependencies()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "compress" and sum(x is not None for x in (args.model, args.rate, args.bpp)) != 1:
+        parser.error("compress needs exactly one of --model FILE, --rate NAME or --bpp TARGET")
     try:
-        args.func(args)
+        return args.func(args)
     except GrmError as e:
         print(f"grm: error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -97,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grm: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -35,21 +35,30 @@ def _to_rgb8(img) -> tuple[np.ndarray, list[str]]:
     return np.asarray(rgb, dtype=np.uint8).copy(), notes
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
-    """(H, W, 3) uint8 and notes on what was converted; ImageError for anything unusable."""
+def read_image(src: str | Path | bytes, label: str = "<stdin>") -> tuple[np.ndarray, list[str]]:
+    """(H, W, 3) uint8 and notes on what was converted; ImageError for anything unusable.
+
+    ``src`` is a path, or the bytes of an image file (stdin), named ``label`` in messages.
+    """
+    import io
     from PIL import Image, ImageOps, UnidentifiedImageError
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"image not found: {path}")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file")
+    if isinstance(src, (bytes, bytearray)):
+        if not src:
+            raise ImageError(f"{label}: empty file")
+        path, source = label, io.BytesIO(src)
+    else:
+        path = source = Path(src)
+        if not path.is_file():
+            raise ImageError(f"image not found: {path}")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             try:
-                with Image.open(path) as img:
+                with Image.open(source) as img:
                     img.load()
                     notes = []
                     if img.getexif().get(0x0112, 1) != 1:
@@ -90,9 +99,13 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
-def write_png(path: str | Path, arr: np.ndarray) -> None:
+def png_bytes(arr: np.ndarray) -> bytes:
     import io
     from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
-    write_atomic(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_png(path: str | Path, arr: np.ndarray) -> None:
+    write_atomic(path, png_bytes(arr))

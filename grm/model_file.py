@@ -88,12 +88,25 @@ def load_model(path: str | Path) -> LoadedModel:
                        meta["arch"], config, path, extra)
 
 
-def _metadata(data: bytes) -> dict:
+def read_metadata(path: str | Path) -> dict:
+    """A model file's metadata (name, arch, config) without reading its weights."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            size = path.stat().st_size
+            return _metadata(head + f.read(min(n, max(0, size - 8), 100_000_000)), size)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path} is not a valid grm model file: {e}") from None
+
+
+def _metadata(data: bytes, size: int | None = None) -> dict:
     """The safetensors JSON header's __metadata__, read without trusting its length."""
     if len(data) < 8:
         raise ValueError("file too short")
     n = int.from_bytes(data[:8], "little")
-    if n > len(data) - 8 or n > 100_000_000:
+    if n > (size if size is not None else len(data)) - 8 or n > len(data) - 8 or n > 100_000_000:
         raise ValueError("header length out of range")
     header = json.loads(data[8:8 + n].decode("utf-8"))
     meta = header.get("__metadata__") or {}

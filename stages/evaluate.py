@@ -3,14 +3,15 @@
 import json
 from pathlib import Path
 
-from grm.pipeline import run_args, run_stage, write_json
+from grm.pipeline.stage import run_args, run_stage, write_json
 
 ROOT = Path.cwd()
 
 
 def main():
     args, params, name = run_args(__doc__)
-    from grm.evaluation import eval_images, evaluate_model, mean_row
+    from grm.pipeline.eval_set import eval_images, mean_row
+    from grm.pipeline.evaluation import evaluate_model
     from grm.model_file import load_model
     lm = load_model(ROOT / "data/models" / f"{name}.safetensors")
     rows = evaluate_model(lm, eval_images(ROOT / "data/eval_images"))
@@ -20,7 +21,7 @@ def main():
     write_json(out, result)
     extra = lm.extra
     if extra.get("run_id"):
-        from grm.tracking import tracker_for_run
+        from grm.pipeline.tracking import tracker_for_run
         t = tracker_for_run(ROOT, extra["run_id"])
         t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})
         t.tags({"eval.bit_exact": mean["bit_exact"]})

@@ -3,19 +3,19 @@
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, run_stage, shared_params, write_json
-from grm.prepare import PrepareSettings, prepare
+from grm.pipeline.stage import run_stage, stage_args, shared_params, write_json
+from grm.pipeline.prepare import PrepareSettings, prepare
 
 ROOT = Path.cwd()
 
 
 def main():
-    params = load_params()
+    _, params = stage_args(__doc__)
     settings = PrepareSettings.from_dict(params.get("prepare") or {})
     shards, eval_dir = ROOT / "data/shards", ROOT / "data/eval_images"
     counts = prepare(settings, ROOT, shards, eval_dir)
     write_json(ROOT / "data/prepare_summary.json", counts)
-    from grm.tracking import pipeline_tracker
+    from grm.pipeline.tracking import pipeline_tracker
     tracker = pipeline_tracker(ROOT, shared_params(params))
     tracker.params(params.get("prepare") or {}, "prepare.")
     tracker.metrics({f"prepare/{k}": v for k, v in counts.items()})

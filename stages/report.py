@@ -4,22 +4,23 @@ import csv
 import json
 from pathlib import Path
 
-from grm.pipeline import load_params, run_name, run_stage, shared_params, variants, write_json
+from grm.pipeline.stage import run_name, run_stage, stage_args, shared_params, variants, write_json
 
 ROOT = Path.cwd()
 
 
 def main():
-    params = load_params()
-    from grm.classic import get_codec
-    from grm.report import Curve, markdown, plot_curves
+    _, params = stage_args(__doc__)
+    from grm.pipeline.classic import get_codec
+    from grm.pipeline.report import Curve, markdown, plot_curves
     settings = params.get("report") or {}
     subject = settings.get("subject", "grm")
+    labels = settings.get("labels") or {}
     curves, images = [], 0
     for variant, spec in variants(params).items():
         spec = spec or {}
         kind = "grm" if variant == subject else ("peer" if spec.get("arch", "grm") != "grm" else "ablation")
-        curve = Curve(variant, spec.get("label", variant), kind)
+        curve = Curve(variant, labels.get(variant, variant), kind)
         for rate in params["rates"]:
             path = ROOT / "data/eval" / f"{run_name(variant, rate)}.json"
             if not path.is_file():
@@ -51,7 +52,7 @@ def main():
     import math
     finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
     write_json(out / "metrics.json", finite)
-    from grm.tracking import pipeline_tracker
+    from grm.pipeline.tracking import pipeline_tracker
     t = pipeline_tracker(ROOT, shared_params(params))
     t.metrics(finite)
     for f in ("report.md", "rd_psnr.png", "rd_msssim.png", "rd.csv"):

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from grm.pipeline import run_args, run_stage, write_json
+from grm.pipeline.stage import run_args, run_stage, write_json
 
 ROOT = Path.cwd()
 
@@ -26,7 +26,7 @@ def main():
                "val_psnr": best["psnr"], "checkpoints": len(history)}
     write_json(ROOT / "data/models" / f"{name}.json", summary)
     if run_id:
-        from grm.tracking import tracker_for_run
+        from grm.pipeline.tracking import tracker_for_run
         t = tracker_for_run(ROOT, run_id)
         t.metrics({f"select/{k}": v for k, v in summary.items()})
         t.tags({"selected_checkpoint": f"step-{best['step']:08d}"})

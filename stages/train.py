@@ -8,10 +8,11 @@
 import json
 from pathlib import Path
 
-from grm.pipeline import run_args, run_settings, run_stage, shared_params, write_json
-from grm.train import TrainSettings, train
+from grm.pipeline.stage import run_args, run_settings, run_stage, shared_params, write_json
+from grm.pipeline.train import TrainSettings, train, training_code_digest
 
 ROOT = Path.cwd()
+CODE = Path(__file__).resolve().parents[1]    # the checkout this stage's code comes from
 
 
 def main():
@@ -25,17 +26,21 @@ def main():
     settings = TrainSettings.from_dict(settings_dict)
     out = Path(args.out or ROOT / "data/checkpoints" / name)
 
-    def tracker_factory():
-        from grm.tracking import rate_point_tracker
-        t = rate_point_tracker(ROOT, shared_params(params), name, {"settings": settings_dict, "shards": shards})
-        t.tags({"grm.variant": args.variant, "grm.rate": args.rate})
+    def tracker_factory(result):
+        from grm.pipeline.tracking import rate_point_tracker
+        t = rate_point_tracker(ROOT, shared_params(params), name, result.key_digest)
+        tags = {"grm.variant": args.variant, "grm.rate": args.rate, "grm.run_key": result.key_digest}
+        if result.restarted_because:
+            tags["grm.fresh_start"] = ", ".join(result.restarted_because) + " changed"
         index = Path(shards) / "index.json"
         if index.is_file():
-            t.tags({f"shard.{n}": h[:16] for n, h in json.loads(index.read_text())["sha256"].items()})
+            tags.update({f"shard.{n}": h[:16] for n, h in json.loads(index.read_text())["sha256"].items()})
+        t.tags(tags)
         write_json(out / "run.json", {"run_id": t.run_id, "variant": args.variant, "rate_point": args.rate})
         return t
 
-    result = train(name, settings, shards, out, tracker_factory, args.trace_dir)
+    code = training_code_digest(CODE)
+    result = train(name, settings, shards, out, tracker_factory, args.trace_dir, code)
     if result.history:
         print(json.dumps(result.history[-1]))
 

@@ -3,16 +3,16 @@ import pytest
 import torch
 
 from grm.image_io import read_image, to_tensor
-from grm.loss import RateDistortionLoss
+from grm.pipeline.loss import RateDistortionLoss
 from grm.model import GRM
 from grm.model_file import load_model, save_model
-from grm.sample_images import bundled_photos
+from grm.pipeline.sample_images import bundled_photos
 
 
 def make_shards(root, n_train: int, n_val: int, h: int, w: int):
     """One random image per shard, with an index.json like the prepare stage writes."""
     import json
-    from grm.data import write_shards
+    from grm.pipeline.shards import write_shards
     rng = np.random.default_rng(0)
     images = [(f"img{i:02d}", rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for i in range(n_train + n_val)]
     train = write_shards(images[:n_train], root, "train", 1)

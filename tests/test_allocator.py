@@ -5,7 +5,7 @@ import sys
 
 CHILD = r"""
 import resource, sys, torch
-from grm.allocator import reuse_freed_memory
+from grm.pipeline.allocator import reuse_freed_memory
 if "tune" in sys.argv:
     assert reuse_freed_memory() and reuse_freed_memory()
 def faults():

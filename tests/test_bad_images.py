@@ -9,7 +9,7 @@ from PIL import Image
 
 from bad_images import make_bad_images
 from grm.codec import decode_bytes
-from grm.prepare import PrepareSettings, prepare
+from grm.pipeline.prepare import PrepareSettings, prepare
 
 
 @pytest.fixture(scope="module")

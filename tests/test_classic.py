@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from grm.classic import CODECS, decode
-from grm.classic_eval import evaluate_classic
-from grm.metrics import psnr
-from grm.report import Curve, bd_rate
+from grm.pipeline.classic import CODECS, decode
+from grm.pipeline.classic_eval import evaluate_classic
+from grm.pipeline.metrics import psnr
+from grm.pipeline.report import Curve, bd_rate
 
 
 @pytest.mark.parametrize("name", sorted(CODECS))

@@ -6,7 +6,7 @@ from grm import container
 from grm.codec import decode_bytes, encode_array
 from grm.errors import DecodeError, FormatError, ModelMismatchError
 from grm.image_io import to_tensor
-from grm.metrics import bits, psnr
+from grm.pipeline.metrics import bits, psnr
 from grm.model import GRM
 from grm.model_file import load_model, save_model
 

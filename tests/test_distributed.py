@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import make_shards
-from grm.data import read_images, resolve_shards, train_loader
+from grm.pipeline.shards import read_images, resolve_shards, train_loader
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]

@@ -5,10 +5,13 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import yaml
+
+from grm.pipeline.train import TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -16,13 +19,14 @@ BIN = Path(sys.executable).parent
 TINY = {
     "prepare": {"source": "bundled", "eval_names": ["chelsea"], "val_count": 1, "min_side": 32,
                 "eval_max_side": 96, "images_per_shard": 2},
-    "train": {"shards": "data/shards", "model": "tiny", "steps": 12, "batch_size": 4, "crop": 64,
+    # dvc.yaml names each training key, so the profile lists them all (as params.yaml does).
+    "train": {**{k: v for k, v in asdict(TrainSettings()).items() if k not in ("arch", "lmbda")},
+              "shards": "data/shards", "model": "tiny", "steps": 12, "batch_size": 4, "crop": 64,
               "lr": 0.001, "val_every": 6, "val_crop": 64, "log_every": 3, "workers": 0},
-    "variants": {"grm": {"arch": "grm", "label": "grm"},
-                 "bmshj2018": {"arch": "bmshj2018-hyperprior", "model": "tiny", "label": "Balle 2018"}},
+    "variants": {"grm": {"arch": "grm"}, "bmshj2018": {"arch": "bmshj2018-hyperprior", "model": "tiny"}},
     "rates": {"a": {"lmbda": 0.005}, "b": {"lmbda": 0.05}},
     "classic": {"jpeg": [10, 40, 80]},
-    "report": {"anchor": "jpeg"},
+    "report": {"anchor": "jpeg", "labels": {"grm": "grm", "bmshj2018": "Balle 2018"}},
 }
 
 
@@ -48,7 +52,7 @@ def ran_stages(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    for item in ("dvc.yaml", "stages", "grm"):
+    for item in ("dvc.yaml", "stages", "grm", ".gitignore"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
     (root / "params.yaml").write_text(yaml.safe_dump(TINY))
@@ -135,3 +139,27 @@ def test_adding_a_rate_point_runs_only_its_stages(repo):
     r = sh(root, str(BIN / "dvc"), "repro")
     assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
         f"{stage}@{v}-a" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018")])
+
+
+def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
+    """`dvc exp run -S` rewrites params.yaml in its own YAML; only the edited point reruns."""
+    root, _ = repo
+    dvc = str(BIN / "dvc")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "baseline")
+    tracked = sh(root, "git", "ls-files").stdout.split()
+    assert "data/report/metrics.json" in tracked and "data/eval/grm-a.json" in tracked     # versioned in git
+    assert not [f for f in tracked if f.startswith("data/checkpoints/") or f.endswith(".safetensors")]
+    r = sh(root, dvc, "exp", "run", "-n", "b-lower", "-S", "rates.b.lmbda=0.04")
+    assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
+        f"{stage}@{v}-b" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018")])
+    show = json.loads(sh(root, dvc, "exp", "show", "--json").stdout)
+    exps = [e for commit in show for e in (commit.get("experiments") or [])]
+    runs = [rev for e in exps for rev in e.get("revs", []) if rev.get("name") == "b-lower"]
+    assert runs, json.dumps(show)[:2000]
+    data = runs[0]["data"]
+    assert data["params"]["params.yaml"]["data"]["rates"]["b"]["lmbda"] == 0.04
+    report = data["metrics"]["data/report/metrics.json"]["data"]
+    assert "grm.b.bpp" in json.dumps(report)
+    diff = json.loads(sh(root, dvc, "metrics", "diff", "HEAD", "--json").stdout)
+    assert "data/report/metrics.json" in diff

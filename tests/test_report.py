@@ -1,4 +1,4 @@
-from grm.report import Curve, equal_lambda_table, markdown
+from grm.pipeline.report import Curve, equal_lambda_table, markdown
 
 
 def _curve(name, kind, pts):

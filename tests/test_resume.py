@@ -111,3 +111,57 @@ def test_one_optimizer_step_per_step_and_lr_drop_on_schedule(shards, tmp_path):
 
     assert 0.5 * lr < moved(w0, w1) <= lr * 1.001
     assert moved(w1, w2) <= 0.15 * lr
+
+
+def run_train(tmp: Path, out: str, check=True):
+    r = subprocess.run(train_cmd(tmp, out), cwd=tmp, env=env(tmp), capture_output=True, text=True, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def run_status(tmp: Path) -> dict:
+    code = ("import json, mlflow; c = mlflow.tracking.MlflowClient(); e = c.get_experiment_by_name('grm');"
+            "print(json.dumps({r.info.run_id: [r.info.status, r.data.tags.get('grm.kind'),"
+            " r.data.tags.get('grm.fresh_start'), r.data.tags.get('mlflow.source.git.commit')]"
+            " for r in c.search_runs([e.experiment_id])}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env(tmp), capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_changed_data_or_settings_retrain_from_scratch_bookkeeping_does_not(tmp_path):
+    shards = make_shards(tmp_path / "shards", 4, 1, 72, 72)
+    write_params(tmp_path / "params.yaml", shards, steps=6, val_every=3, log_every=3)
+    run_train(tmp_path, "ck")
+    before = load_file(tmp_path / "ck/weights/step-00000006.safetensors")
+    # Same inputs, only bookkeeping edited: resumes at the end and trains nothing.
+    write_params(tmp_path / "params.yaml", shards, steps=6, val_every=3, log_every=2, keep_states=3)
+    r = run_train(tmp_path, "ck")
+    assert "resumed grm-r from step 6" in r.stderr and "from step 0" not in r.stderr
+    # New shard contents under the same path: trains from step 0, on the new data.
+    make_shards(tmp_path / "shards", 4, 1, 80, 80)
+    r = run_train(tmp_path, "ck")
+    assert "training data changed" in r.stderr and "training from step 0" in r.stderr
+    assert "resumed" not in r.stderr
+    after = load_file(tmp_path / "ck/weights/step-00000006.safetensors")
+    assert any(not (before[k] == after[k]).all() for k in before), "weights of the old data were kept"
+    statuses = [s for s in run_status(tmp_path).values() if s[1] == "rate_point"]
+    assert len(statuses) == 2, "a fresh start must get its own MLflow run"
+    assert [s[2] for s in statuses if s[2]] == ["training data changed"]
+    # A setting that decides the weights: from scratch again.
+    write_params(tmp_path / "params.yaml", shards, steps=6, val_every=3, seed=1)
+    r = run_train(tmp_path, "ck")
+    assert "settings changed" in r.stderr and "training from step 0" in r.stderr
+
+
+def test_failing_train_stage_marks_its_mlflow_run_failed(tmp_path):
+    shards = make_shards(tmp_path / "shards", 4, 1, 72, 72)
+    write_params(tmp_path / "params.yaml", shards, steps=4, val_every=2, max_bad_steps=2)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["rates"]["r"]["lmbda"] = float("nan")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    r = run_train(tmp_path, "bad", check=False)
+    assert r.returncode == 1
+    runs = run_status(tmp_path)
+    assert [s[0] for s in runs.values() if s[1] == "rate_point"] == ["FAILED"]
+    assert all(s[3] for s in runs.values()), "every run carries mlflow.source.git.commit"

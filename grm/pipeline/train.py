@@ -8,6 +8,7 @@ resumes from an intact checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -20,11 +21,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..image_io import write_atomic
+from ..model_file import build, save_model
 from .allocator import reuse_freed_memory
-from .data import read_images, resolve_shards, train_loader
-from .image_io import write_atomic
 from .loss import RateDistortionLoss
-from .model_file import build, save_model
+from .shards import read_images, resolve_shards, train_loader
+from .stage import BOOKKEEPING
 
 log = logging.getLogger("grm.train")
 
@@ -43,7 +45,7 @@ class TrainSettings:
     aux_lr: float = 1e-3
     lr_drop_at: float = 0.8       # fraction of steps after which lr is divided by 10
     grad_accum: int = 1
-    mixed_precision: str = "no"   # no | fp16 | bf16
+    mixed_precision: str = "fp32"   # fp32 | fp16 | bf16
     clip: float = 1.0
     val_every: int = 100
     val_crop: int = 256
@@ -60,7 +62,50 @@ class TrainSettings:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**d)
+        d = dict(d)
+        # `dvc exp run -S` rewrites params.yaml without quotes, and YAML 1.1 reads a bare
+        # `no` (Accelerate's word for fp32) as false: params say fp32, and the old
+        # spellings are still understood.
+        if d.get("mixed_precision") in (False, "no"):
+            d["mixed_precision"] = "fp32"
+        s = cls(**d)
+        if s.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"train.mixed_precision must be one of {MIXED_PRECISION}, not {s.mixed_precision!r}")
+        return s
+
+    def defining(self) -> dict:
+        """The settings that decide the trained weights (bookkeeping left out)."""
+        return {k: v for k, v in asdict(self).items() if k not in BOOKKEEPING}
+
+
+MIXED_PRECISION = ("fp32", "fp16", "bf16")
+LOGGED = ("loss", "bpp", "mse", "aux")
+
+
+def shard_identity(shards: str) -> dict:
+    """What the training and validation data are: shard checksums, or the URL list when remote."""
+    from .shards import INDEX, sha256_file
+    path = Path(shards)
+    ident = {}
+    for split in ("train", "val"):
+        urls = resolve_shards(shards, split)
+        if path.is_dir():
+            sums = json.loads((path / INDEX).read_text()).get("sha256") or {}
+            ident[split] = {Path(u).name: sums.get(Path(u).name) or sha256_file(Path(u)) for u in urls}
+        else:
+            ident[split] = urls
+    return ident
+
+
+def training_code_digest(root: Path) -> str:
+    """Digest of the code the train stage runs, less tracking (it records, it does not decide)."""
+    from .provenance import code_digest
+    return code_digest(root, "stages/train.py", exclude=("grm/pipeline/tracking.py",))
+
+
+def run_key(s: TrainSettings, shards: str, code: str) -> dict:
+    """Everything a checkpoint depends on: a checkpoint is resumed only under the same key."""
+    return {"settings": s.defining(), "data": shard_identity(shards), "code": code}
 
 
 class _Objective(nn.Module):
@@ -120,26 +165,50 @@ class TrainResult:
     steps: int = 0
     bad_steps: int = 0
     resumed_from: int = 0
+    key_digest: str = ""
+    restarted_because: list = field(default_factory=list)   # parts of the run key that changed
+
+
+def _key_changes(key_file: Path, key: dict) -> list[str]:
+    """Which parts of the run key differ from the stored one (all of them if unreadable)."""
+    try:
+        old = json.loads(key_file.read_text())
+    except (OSError, ValueError):
+        return ["the run key (none stored)"]
+    fresh = json.loads(json.dumps(key, default=str))
+    names = {"settings": "settings", "data": "training data", "code": "training code"}
+    return [names[k] for k in key if not isinstance(old, dict) or old.get(k) != fresh[k]]
 
 
 def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=None,
-          trace_dir: Path | None = None) -> TrainResult:
-    """Train until ``s.steps`` optimizer steps are done, resuming from ``out/state``."""
+          trace_dir: Path | None = None, code: str = "") -> TrainResult:
+    """Train until ``s.steps`` optimizer steps are done, resuming from ``out/state``.
+
+    ``out`` is resumed only if it was written under the same ``run_key`` (settings,
+    shard contents and ``code``, a digest of the training code); otherwise the run
+    starts from scratch and says which of the three changed.
+    """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
-    acc = Accelerator(mixed_precision=s.mixed_precision, gradient_accumulation_steps=s.grad_accum,
+    acc = Accelerator(mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
+                      gradient_accumulation_steps=s.grad_accum,
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
     if acc.device.type == "cpu":
         reuse_freed_memory()
     out = Path(out)
-    fingerprint = json.dumps({"settings": asdict(s), "shards": shards}, sort_keys=True, default=str)
-    fp_file = out / "settings.json"
+    key = run_key(s, shards, code)
+    result = TrainResult(key_digest=hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
+                         .hexdigest()[:16])
+    key_file = out / "settings.json"
     if acc.is_main_process:
-        if fp_file.exists() and fp_file.read_text() != fingerprint:
-            log.info("settings changed since the last checkpoint: starting %s from scratch", name)
-            shutil.rmtree(out)
+        if out.exists():
+            result.restarted_because = _key_changes(key_file, key)
+            if result.restarted_because:
+                log.warning("%s: %s changed since the checkpoint in %s: training from step 0",
+                            name, " and ".join(result.restarted_because), out)
+                shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
-        write_atomic(fp_file, fingerprint.encode())
+        write_atomic(key_file, json.dumps(key, indent=1, sort_keys=True, default=str).encode())
     acc.wait_for_everyone()
     set_seed(s.seed)
     model = build(s.arch, s.model)
@@ -158,7 +227,6 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     objective, opt = acc.prepare(objective, opt)
     states, weights = out / "state", out / "weights"
     history_file = out / "history.json"
-    result = TrainResult()
     batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
                            rank=acc.process_index, world=acc.num_processes, workers=s.workers,
                            crops_per_image=s.crops_per_image, seed=s.seed)
@@ -173,7 +241,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
         # already trained on puts the run exactly where the interrupted one stopped.
         for _ in range(result.steps * s.grad_accum):
             next(batches)
-    tracker = tracker_factory() if (tracker_factory and acc.is_main_process) else None
+    tracker = tracker_factory(result) if (tracker_factory and acc.is_main_process) else None
     if tracker:
         tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
     val_images = [img for _, img in read_images(resolve_shards(shards, "val"))] if acc.is_main_process else []
@@ -217,10 +285,13 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
             _checkpoint(acc, objective, states, weights, step, result, s, history_file)
             raise FloatingPointError(f"{consecutive_bad} consecutive non-finite steps at step {step}; "
                                      f"a resumable checkpoint was written to {states}")
+        if step % s.log_every == 0 or step == s.steps:
+            # Every rank joins the reduction; the logged loss is the mean over ranks.
+            mean = acc.reduce(torch.stack([o[k].detach().float() for k in LOGGED]), reduction="mean")
+            logged = dict(zip(LOGGED, mean.tolist()))
         if tracker and (step % s.log_every == 0 or step == s.steps):
             rate = (step - t_steps) / max(1e-9, time.perf_counter() - t0)
-            tracker.metrics({"train/loss": float(o["loss"]), "train/bpp": float(o["bpp"]),
-                             "train/mse": float(o["mse"]), "train/aux": float(o["aux"]),
+            tracker.metrics({**{f"train/{k}": v for k, v in logged.items()},
                              "train/lr": opt.param_groups[0]["lr"], "train/steps_per_s": rate,
                              "train/bad_steps": result.bad_steps}, step)
         if step % s.val_every == 0 or step == s.steps:
@@ -269,7 +340,6 @@ def _checkpoint(acc, objective, states: Path, weights: Path, step: int, result: 
 
 def _trace(acc, objective, seen: set, trace_dir: Path) -> None:
     """Per-rank audit: which images this rank saw and a digest of its weights."""
-    import hashlib
     trace_dir.mkdir(parents=True, exist_ok=True)
     h = hashlib.sha256()
     for k, v in sorted(acc.unwrap_model(objective).model.state_dict().items()):

@@ -14,14 +14,33 @@ import subprocess
 from pathlib import Path
 
 DEFAULT_EXPERIMENT = "grm"
+_OPEN: list = []          # runs this process started or resumed: marked FAILED if the stage fails
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
 
 
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def store_root(root: Path) -> Path:
+    """Where the embedded store lives: the repository, also for `dvc exp run --temp/--queue`.
+
+    Those run in a throw-away copy under ``.dvc/tmp/exps/``; a store there would vanish
+    with the copy, so the runs go to the repository that holds it.
+    """
+    root = Path(root).resolve()
+    parts = root.parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
 def tracking_uri(root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
 def git_commit(root: Path) -> str:
@@ -43,7 +62,7 @@ def _client(root: Path, experiment: str):
     if exp is None:
         location = None
         if embedded:
-            location = (root / "mlartifacts").resolve().as_uri()
+            location = (store_root(root) / "mlartifacts").as_uri()
         exp_id = client.create_experiment(experiment, artifact_location=location)
     else:
         exp_id = exp.experiment_id
@@ -51,17 +70,18 @@ def _client(root: Path, experiment: str):
 
 
 def _find_or_create(client, exp_id, tags: dict, name: str, parent: str | None = None) -> str:
+    """The latest run with these tags (under ``parent``), set RUNNING again; else a new one."""
+    if parent:
+        tags = {**tags, "mlflow.parentRunId": parent}
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
     found = client.search_runs([exp_id], filter_string=query, max_results=1,
                                order_by=["attributes.start_time DESC"])
     if found:
-        return found[0].info.run_id
-    all_tags = dict(tags)
-    if parent:
-        all_tags["mlflow.parentRunId"] = parent
-    run = client.create_run(exp_id, tags=all_tags, run_name=name)
-    client.set_terminated(run.info.run_id, "RUNNING")
-    return run.info.run_id
+        run_id = found[0].info.run_id
+        if found[0].info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        return run_id
+    return client.create_run(exp_id, tags=tags, run_name=name).info.run_id
 
 
 class Tracker:
@@ -89,14 +109,33 @@ class Tracker:
             self.client.log_batch(self.run_id, metrics=batch)
 
     def tags(self, tags: dict) -> None:
-        for k, v in tags.items():
-            self.client.set_tag(self.run_id, k, str(v))
+        from mlflow.entities import RunTag
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
+        if self in _OPEN:
+            _OPEN.remove(self)
+
+
+def fail_open_runs() -> None:
+    """Mark every run this process opened as FAILED (the stage is dying)."""
+    while _OPEN:
+        t = _OPEN.pop()
+        try:
+            t.client.set_terminated(t.run_id, "FAILED")
+        except Exception:   # noqa: BLE001 - the stage's own error is the one to report
+            pass
+
+
+def _opened(t: "Tracker") -> "Tracker":
+    _OPEN.append(t)
+    t.tags({"mlflow.source.git.commit": git_commit(Path.cwd())})
+    return t
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -110,28 +149,26 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def pipeline_tracker(root: Path, shared_params: dict, experiment: str = DEFAULT_EXPERIMENT) -> Tracker:
-    client, exp_id = _client(root, experiment)
+def pipeline_tracker(root: Path, shared_params: dict, experiment: str | None = None) -> Tracker:
+    client, exp_id = _client(root, experiment or experiment_name())
     pid = digest(shared_params)
     run_id = _find_or_create(client, exp_id, {"grm.pipeline": pid, "grm.kind": "pipeline"}, f"pipeline-{pid[:8]}")
-    t = Tracker(client, run_id, exp_id)
-    t.tags({"git_commit": git_commit(root)})
+    t = _opened(Tracker(client, run_id, exp_id))
     t.params(shared_params)
     return t
 
 
-def rate_point_tracker(root: Path, shared_params: dict, name: str, settings: dict,
-                       experiment: str = DEFAULT_EXPERIMENT) -> Tracker:
+def rate_point_tracker(root: Path, shared_params: dict, name: str, fingerprint: str,
+                       experiment: str | None = None) -> Tracker:
+    """The child run of one (variant, rate point) under its pipeline run, keyed by its run key."""
     parent = pipeline_tracker(root, shared_params, experiment)
-    fp = digest(settings)
     run_id = _find_or_create(parent.client, parent.experiment_id,
-                             {"grm.rate_point": name, "grm.fingerprint": fp, "grm.kind": "rate_point"},
+                             {"grm.rate_point": name, "grm.fingerprint": fingerprint, "grm.kind": "rate_point"},
                              name, parent=parent.run_id)
-    t = Tracker(parent.client, run_id, parent.experiment_id)
-    t.tags({"git_commit": git_commit(root)})
-    return t
+    _OPEN.remove(parent)      # the parent stays RUNNING until the report finishes it
+    return _opened(Tracker(parent.client, run_id, parent.experiment_id))
 
 
-def tracker_for_run(root: Path, run_id: str, experiment: str = DEFAULT_EXPERIMENT) -> Tracker:
-    client, exp_id = _client(root, experiment)
-    return Tracker(client, run_id, exp_id)
+def tracker_for_run(root: Path, run_id: str, experiment: str | None = None) -> Tracker:
+    client, exp_id = _client(root, experiment or experiment_name())
+    return _opened(Tracker(client, run_id, exp_id))

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .codec import decode_bytes, encode_array
-from .errors import DecodeError
-from .image_io import read_image, to_tensor
+from ..codec import decode_bytes, encode_array
+from ..errors import DecodeError
+from ..image_io import to_tensor
+from ..model_file import LoadedModel
 from .metrics import bits, ms_ssim, psnr
-from .model_file import LoadedModel
 
 log = logging.getLogger("grm.evaluate")
-
-
-def eval_images(folder: Path) -> list[tuple[str, np.ndarray]]:
-    files = sorted(folder.glob("*.png"))
-    if not files:
-        raise FileNotFoundError(f"no evaluation images (*.png) in {folder}")
-    return [(p.stem, read_image(p)[0]) for p in files]
 
 
 def evaluate_model(lm: LoadedModel, images: list[tuple[str, np.ndarray]]) -> list[dict]:
@@ -46,15 +38,3 @@ def evaluate_model(lm: LoadedModel, images: list[tuple[str, np.ndarray]]) -> lis
         log.info("%s %s: %.4f bpp (est %.4f), %.2f dB, enc %.2fs dec %.2fs", lm.name, key, rows[-1]["bpp"],
                  rows[-1]["bpp_estimated"], rows[-1]["psnr"], enc.seconds, dec_s)
     return rows
-
-
-def mean_row(rows: list[dict]) -> dict:
-    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    out = {}
-    for k in keys:
-        vals = np.array([r[k] for r in rows], dtype=float)
-        finite = vals[np.isfinite(vals)]
-        out[k] = float(finite.mean()) if finite.size else float("nan")
-    out["bit_exact"] = all(r.get("bit_exact", False) for r in rows)
-    out["images"] = len(rows)
-    return out

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from .errors import GrmError
+from ..errors import GrmError
 
 SHARED_SECTIONS = ("prepare", "train")
+# Training settings that change how a run is logged or kept, never the weights it produces.
+BOOKKEEPING = ("log_every", "keep_states", "max_bad_steps")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -29,8 +31,11 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def shared_params(params: dict) -> dict:
-    """What defines a pipeline run: everything but the list of rate points."""
-    return {k: params.get(k) for k in SHARED_SECTIONS}
+    """What defines a pipeline run: data and training settings (not the rate points, not bookkeeping)."""
+    shared = {k: dict(params.get(k) or {}) for k in SHARED_SECTIONS}
+    for k in BOOKKEEPING:
+        shared["train"].pop(k, None)
+    return shared
 
 
 def rate_point(params: dict, name: str) -> dict:
@@ -55,25 +60,37 @@ def run_settings(params: dict, variant: str, rate: str) -> tuple[dict, str]:
         raise KeyError(f"unknown variant {variant!r}; params.yaml has {sorted(all_variants)}")
     section = dict(params.get("train") or {})
     shards = section.pop("shards", "data/shards")
-    v = {k: val for k, val in (all_variants[variant] or {}).items() if k != "label"}
+    v = dict(all_variants[variant] or {})
+    if "label" in v:
+        raise ValueError(f"variants.{variant}.label: display names live under report.labels "
+                         f"(so editing one does not retrain the model)")
     return {**section, **v, **rate_point(params, rate)}, shards
 
 
-def run_args(description: str, argv=None, extra=None):
-    """Parse VARIANT RATE (plus any extra options) for a per-model stage.
+def stage_args(description: str, argv=None, extra=None, per_model: bool = False):
+    """Parse a stage's command line (so ``--help`` prints usage and does nothing) and params.yaml.
 
-    Returns (args, params, run name); unknown names fail here with a clear message.
+    Per-model stages take VARIANT RATE; unknown names fail here with a clear message.
+    Returns (args, params).
     """
     import argparse
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
-    ap.add_argument("rate", help="rate point (a key of 'rates' in params.yaml)")
-    ap.add_argument("--params", default="params.yaml")
+    if per_model:
+        ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
+        ap.add_argument("rate", help="rate point (a key of 'rates' in params.yaml)")
+    ap.add_argument("--params", default="params.yaml", help="parameters file (default params.yaml)")
     if extra:
         extra(ap)
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    run_settings(params, args.variant, args.rate)
+    if per_model:
+        run_settings(params, args.variant, args.rate)
+    return args, params
+
+
+def run_args(description: str, argv=None, extra=None):
+    """``stage_args`` for a per-model stage; returns (args, params, run name)."""
+    args, params = stage_args(description, argv, extra, per_model=True)
     return args, params, run_name(args.variant, args.rate)
 
 
@@ -83,17 +100,26 @@ def setup_logging() -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    from .image_io import write_atomic
+    from ..image_io import write_atomic
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
 def run_stage(fn) -> None:
-    """Run a stage's main; expected failures become one line and exit status 1."""
+    """Run a stage's main; expected failures become one line and exit status 1.
+
+    Whatever the failure, MLflow runs the stage opened are marked FAILED first, so
+    no run stays RUNNING forever.
+    """
     setup_logging()
     try:
         fn()
-    except (GrmError, FileNotFoundError, KeyError, ValueError, FloatingPointError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"stage error: {msg}", file=sys.stderr)
-        sys.exit(1)
+    except BaseException as e:
+        tracking = sys.modules.get(f"{__package__}.tracking")
+        if tracking is not None and not (isinstance(e, SystemExit) and e.code in (0, None)):
+            tracking.fail_open_runs()
+        if isinstance(e, (GrmError, FileNotFoundError, KeyError, ValueError, FloatingPointError)):
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"stage error: {msg}", file=sys.stderr)
+            sys.exit(1)
+        raise

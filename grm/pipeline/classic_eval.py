@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..image_io import write_atomic
 from .classic import decode, get_codec
-from .evaluation import mean_row
-from .image_io import write_atomic
+from .eval_set import mean_row
 from .metrics import ms_ssim, psnr
 
 

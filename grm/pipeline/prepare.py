@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import INDEX, sha256_file, write_shards
-from .errors import ImageError
-from .image_io import read_image, write_png
+from ..errors import ImageError
+from ..image_io import read_image, write_png
 from .sample_images import bundled_photos
+from .shards import INDEX, sha256_file, write_shards
 
 log = logging.getLogger("grm.prepare")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}

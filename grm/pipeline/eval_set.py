@@ -1,0 +1,32 @@
+"""The evaluation set and per-image averages, shared by learned and classic codecs.
+
+Kept apart from the learned-codec evaluation so the classic stage does not depend
+on the model code (a model edit must not rerun JPEG).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..image_io import read_image
+
+
+def eval_images(folder: Path) -> list[tuple[str, np.ndarray]]:
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        raise FileNotFoundError(f"no evaluation images (*.png) in {folder}")
+    return [(p.stem, read_image(p)[0]) for p in files]
+
+
+def mean_row(rows: list[dict]) -> dict:
+    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {}
+    for k in keys:
+        vals = np.array([r[k] for r in rows], dtype=float)
+        finite = vals[np.isfinite(vals)]
+        out[k] = float(finite.mean()) if finite.size else float("nan")
+    out["bit_exact"] = all(r.get("bit_exact", False) for r in rows)
+    out["images"] = len(rows)
+    return out

@@ -1,0 +1,68 @@
+"""dvc.yaml lists the code each stage runs and only the params that change its result."""
+
+import shutil
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grm.pipeline.provenance import code_digest, stage_sources
+from grm.pipeline.train import BOOKKEEPING, TrainSettings, training_code_digest
+
+REPO = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def stage_deps(stage: dict) -> set[str]:
+    body = stage.get("do", stage)
+    return {d for d in body["deps"] if isinstance(d, str)}
+
+
+@pytest.mark.parametrize("name", sorted(DVC))
+def test_stage_deps_cover_the_code_the_stage_imports(name):
+    script = f"stages/{name}.py"
+    needed = {p.as_posix() for p in stage_sources(REPO, script)}
+    assert script in needed and len(needed) > 2
+    missing = needed - stage_deps(DVC[name])
+    assert not missing, f"dvc.yaml stage {name!r} runs but does not depend on {sorted(missing)}"
+
+
+def test_import_walk_sees_function_level_imports():
+    # stages/evaluate.py imports grm.pipeline.evaluation inside main()
+    assert Path("grm/pipeline/evaluation.py") in stage_sources(REPO, "stages/evaluate.py")
+    # the classic codecs never run the model: a model edit must not rerun JPEG
+    assert Path("grm/model.py") not in stage_sources(REPO, "stages/classic.py")
+
+
+def test_train_params_are_the_settings_that_decide_the_weights():
+    listed = {p for p in DVC["train"]["params"] if p.startswith("train.")}
+    defining = {f"train.{f.name}" for f in fields(TrainSettings)
+                if f.name not in BOOKKEEPING and f.name not in ("arch", "lmbda")}
+    assert listed == defining | {"train.shards"}
+
+
+def test_editing_a_model_source_changes_the_training_key(tmp_path):
+    copy = tmp_path / "repo"
+    for item in ("stages", "grm"):
+        shutil.copytree(REPO / item, copy / item, ignore=shutil.ignore_patterns("__pycache__"))
+    before = training_code_digest(copy)
+    assert before == training_code_digest(REPO)
+    tracking = copy / "grm/pipeline/tracking.py"
+    tracking.write_text(tracking.read_text() + "\n# bookkeeping only\n")
+    assert training_code_digest(copy) == before, "tracking records, it must not retrain"
+    model = copy / "grm/model.py"
+    model.write_text(model.read_text() + "\n# an edit\n")
+    assert training_code_digest(copy) != before
+    assert code_digest(copy, "stages/classic.py") == code_digest(REPO, "stages/classic.py")
+
+
+@pytest.mark.parametrize("name", sorted(DVC))
+def test_stage_help_prints_usage_and_does_nothing(name, tmp_path):
+    r = subprocess.run([sys.executable, "-m", f"stages.{name}", "--help"], cwd=tmp_path,
+                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "usage:" in r.stdout, r.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == [], "--help must not write anything"
