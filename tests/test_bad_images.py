@@ -48,7 +48,7 @@ def test_cli_on_awkward_images(bad, trained, trained_model_path, tmp_path, name)
 
 def test_prepare_keeps_going_and_counts_everything(bad, tmp_path):
     folder = next(iter(bad.values()))[1].parent
-    settings = PrepareSettings(source=str(folder), eval_names=["good3"], val_count=1, min_side=8,
+    settings = PrepareSettings(source=str(folder), eval_names=["good3"], val_fraction=0.5, min_side=8,
                                images_per_shard=2)
     counts = prepare(settings, tmp_path, tmp_path / "shards", tmp_path / "eval")
     expected = {k: sum(1 for o, _ in bad.values() if o == k) for k in ("ok", "converted", "unreadable", "bomb", "tiny")}

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 TINY = {
-    "prepare": {"source": "bundled", "eval_names": ["chelsea"], "val_count": 1, "min_side": 32,
+    "prepare": {"source": "bundled", "eval_names": ["chelsea"], "val_fraction": 0.2, "min_side": 32,
                 "eval_max_side": 96, "images_per_shard": 2},
     # dvc.yaml names each training key, so the profile lists them all (as params.yaml does).
     "train": {**{k: v for k, v in asdict(TrainSettings()).items() if k not in ("arch", "lmbda")},

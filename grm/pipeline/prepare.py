@@ -1,24 +1,31 @@
 """Images → WebDataset shards (train, val) and an evaluation folder, with counts.
 
-Every input is either used (possibly converted) or skipped for a stated reason; the
-counts are returned so the stage can write them as a DVC metric.
+Images stream through: worker processes read, check and convert them, the main
+process writes each result in source order, so peak memory is a few images per
+worker whatever the size of the collection, and the shards are byte-identical
+whatever the number of workers. Which split an image joins is a function of its key
+alone (a hash), so adding or removing photos moves only those photos. Every input is
+either used (possibly converted) or skipped for a stated reason; the counts are
+returned so the stage can write them as a DVC metric.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ImageError
-from ..image_io import read_image, write_png
+from ..image_io import read_image
 from .sample_images import bundled_photos
-from .shards import INDEX, sha256_file, write_shards
+from .shards import INDEX, png_bytes, sha256_file
 
 log = logging.getLogger("grm.prepare")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
@@ -28,15 +35,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 class PrepareSettings:
     source: str = "bundled"        # 'bundled' or a folder of images (searched recursively)
     eval_names: list = field(default_factory=list)   # file stems for the evaluation set
-    eval_count: int = 3            # used when eval_names is empty: the last N by name
-    val_count: int = 2
+    eval_fraction: float = 0.0     # used when eval_names is empty: this share of images, by key hash
+    val_fraction: float = 0.01     # share of the other images used for validation, by key hash
     min_side: int = 32
+    max_side: int = 0              # training/validation images larger than this are downscaled (0: never)
     eval_max_side: int = 512       # centre-crop evaluation images to at most this side
     images_per_shard: int = 2
+    workers: int = 0               # reader processes; 0 = one per CPU core
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrepareSettings":
         unknown = set(d) - set(cls.__dataclass_fields__)
+        if {"val_count", "eval_count"} & unknown:
+            raise ValueError("prepare.val_count / eval_count are gone: splits are drawn by key hash, "
+                             "set prepare.val_fraction (and eval_fraction or eval_names) instead")
         if unknown:
             raise ValueError(f"unknown prepare settings: {sorted(unknown)}")
         return cls(**d)
@@ -53,57 +65,149 @@ def list_sources(source: str, root: Path) -> list[tuple[str, Path]]:
     return [(p.stem if names[p.stem] == 1 else str(p.relative_to(folder)).replace("/", "_"), p) for p in files]
 
 
+def key_position(key: str) -> float:
+    """A key's fixed place in [0, 1): the split it joins depends on nothing else."""
+    digest = hashlib.sha256(b"grm-split\0" + key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def split_of(key: str, s: PrepareSettings) -> str:
+    if s.eval_names:
+        if key in s.eval_names:
+            return "eval"
+    u = key_position(key)
+    if not s.eval_names and u < s.eval_fraction:
+        return "eval"
+    v = (u - s.eval_fraction) / (1 - s.eval_fraction) if not s.eval_names and s.eval_fraction < 1 else u
+    return "val" if v < s.val_fraction else "train"
+
+
 def centre_crop(arr: np.ndarray, side: int) -> np.ndarray:
     h, w = arr.shape[:2]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
     return arr[top:top + side, left:left + side]
 
 
-def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path) -> dict:
+def downscale(arr: np.ndarray, max_side: int) -> np.ndarray:
+    from PIL import Image
+    h, w = arr.shape[:2]
+    if max_side <= 0 or max(h, w) <= max_side:
+        return arr
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.LANCZOS))
+
+
+def _note_kind(note: str) -> str:
+    return ("grayscale" if "grayscale" in note else "alpha" if "alpha" in note else
+            "16bit" if "8-bit" in note else "exif" if "EXIF" in note else "other_mode")
+
+
+def _load(job: tuple[str, str, str, PrepareSettings]) -> dict:
+    """One image, in a worker: read, check, convert, encode. Small result, no shared state."""
+    key, path, split, s = job
+    try:
+        arr, notes = read_image(path)
+    except ImageError as e:
+        return {"key": key, "skip": "unreadable", "why": str(e)}
+    if min(arr.shape[:2]) < s.min_side:
+        return {"key": key, "skip": "too_small",
+                "why": f"{path}: {arr.shape[1]}x{arr.shape[0]} is smaller than min_side={s.min_side}"}
+    out = centre_crop(arr, s.eval_max_side) if split == "eval" else downscale(arr, s.max_side)
+    return {"key": key, "split": split, "png": png_bytes(out), "notes": [_note_kind(n) for n in notes]}
+
+
+def _ordered(fn, jobs: list, workers: int):
+    """fn over jobs in order, with at most 2 × workers results in flight (bounded memory)."""
+    if workers <= 1:
+        yield from map(fn, jobs)
+        return
+    import multiprocessing as mp
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pending: deque = deque()
+        it = iter(jobs)
+        for job in it:
+            pending.append(pool.apply_async(fn, (job,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+class _Shards:
+    """A split's shards, written as results arrive; reproducible bytes (fixed mtime)."""
+
+    def __init__(self, folder: Path, prefix: str, per_shard: int):
+        import webdataset as wds
+        self.prefix, self.folder = prefix, folder
+        # Shards roll over by count only, so the samples per shard follow from the keys.
+        self.sink = wds.ShardWriter(str(folder / f"{prefix}-%06d.tar"), maxcount=per_shard, maxsize=1 << 62,
+                                    verbose=0, mtime=0)
+        self.per_shard = per_shard
+        self.keys: list[str] = []
+
+    def write(self, key: str, png: bytes) -> None:
+        self.sink.write({"__key__": key, "png": png})
+        self.keys.append(key)
+
+    def close(self) -> dict[str, int]:
+        """Shard name → number of samples."""
+        self.sink.close()
+        names = sorted(p.name for p in self.folder.glob(f"{self.prefix}-*.tar"))
+        n = len(self.keys)
+        return {name: min(self.per_shard, n - i * self.per_shard) for i, name in enumerate(names)}
+
+
+def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, progress: bool = True) -> dict:
     """Read, convert or skip every source image; write shards and the evaluation set."""
-    counts: Counter = Counter()
-    usable: list[tuple[str, np.ndarray]] = []
-    for key, path in list_sources(s.source, root):
-        counts["found"] += 1
-        try:
-            arr, notes = read_image(path)
-        except ImageError as e:
-            log.warning("skipped %s", e)
-            counts["skipped_unreadable"] += 1
-            continue
-        if min(arr.shape[:2]) < s.min_side:
-            log.warning("skipped %s: %dx%d is smaller than min_side=%d", path, arr.shape[1], arr.shape[0], s.min_side)
-            counts["skipped_too_small"] += 1
-            continue
-        for note in notes:
-            kind = ("grayscale" if "grayscale" in note else "alpha" if "alpha" in note else
-                    "16bit" if "8-bit" in note else "exif" if "EXIF" in note else "other_mode")
-            counts[f"converted_{kind}"] += 1
-        usable.append((key, arr))
-    wanted = list(s.eval_names) or [k for k, _ in usable][-s.eval_count:]
-    missing = set(wanted) - {k for k, _ in usable}
+    sources = list_sources(s.source, root)
+    missing = set(s.eval_names) - {k for k, _ in sources}
     if missing:
-        raise ValueError(f"prepare.eval_names not found among usable images: {sorted(missing)}")
-    eval_set = [(k, a) for k, a in usable if k in wanted]
-    rest = [(k, a) for k, a in usable if k not in wanted]
-    val, train = rest[:s.val_count], rest[s.val_count:]
-    if not train or not val:
-        raise ValueError(f"need at least one training and one validation image; have {len(rest)} "
-                         f"after taking {len(eval_set)} for evaluation")
+        raise ValueError(f"prepare.eval_names not found among the source images: {sorted(missing)}")
+    jobs = [(key, str(path), split_of(key, s), s) for key, path in sources]
     for d in (shards_dir, eval_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    splits = {"train": write_shards(train, shards_dir, "train", s.images_per_shard),
-              "val": write_shards(val, shards_dir, "val", s.images_per_shard)}
-    for key, arr in eval_set:
-        write_png(eval_dir / f"{key}.png", centre_crop(arr, s.eval_max_side))
+    writers = {split: _Shards(shards_dir, split, s.images_per_shard) for split in ("train", "val")}
+    eval_keys: list[str] = []
+    counts: Counter = Counter()
+    workers = s.workers or os.cpu_count() or 1
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(jobs), desc="prepare", unit="img", mininterval=2.0, disable=not progress)
+    try:
+        for r in _ordered(_load, jobs, min(workers, max(1, len(jobs)))):
+            bar.update(1)
+            counts["found"] += 1
+            if "skip" in r:
+                log.warning("skipped %s", r["why"])
+                counts[f"skipped_{r['skip']}"] += 1
+                continue
+            counts.update(f"converted_{kind}" for kind in r["notes"])
+            if r["split"] == "eval":
+                (eval_dir / f"{r['key']}.png").write_bytes(r["png"])
+                eval_keys.append(r["key"])
+            else:
+                writers[r["split"]].write(r["key"], r["png"])
+    finally:
+        bar.close()
+        sizes = {name: w.close() for name, w in writers.items()}
+    splits = {name: list(shards) for name, shards in sizes.items()}
+    missing = set(s.eval_names) - set(eval_keys)
+    if missing:
+        raise ValueError(f"prepare.eval_names could not be used (unreadable or too small): {sorted(missing)}")
+    images = {"train": writers["train"].keys, "val": writers["val"].keys, "eval": eval_keys}
+    if not images["train"] or not images["val"]:
+        raise ValueError(f"need at least one training and one validation image; the split by key hash gave "
+                         f"{len(images['train'])} and {len(images['val'])} (raise prepare.val_fraction, "
+                         f"now {s.val_fraction}, or add images)")
     index = {"splits": splits,
              "sha256": {n: sha256_file(shards_dir / n) for names in splits.values() for n in names},
-             "images": {"train": [k for k, _ in train], "val": [k for k, _ in val],
-                        "eval": [k for k, _ in eval_set]}}
+             "counts": {n: c for split in sizes.values() for n, c in split.items()},
+             "images": images}
     (shards_dir / INDEX).write_text(json.dumps(index, indent=1))
-    counts.update({"train_images": len(train), "val_images": len(val), "eval_images": len(eval_set),
-                   "train_shards": len(splits["train"]), "val_shards": len(splits["val"])})
+    counts.update({"train_images": len(images["train"]), "val_images": len(images["val"]),
+                   "eval_images": len(eval_keys), "train_shards": len(splits["train"]),
+                   "val_shards": len(splits["val"])})
     counts["skipped"] = counts["skipped_unreadable"] + counts["skipped_too_small"]
     counts["converted"] = sum(v for k, v in counts.items() if k.startswith("converted_"))
     return dict(sorted(counts.items()))

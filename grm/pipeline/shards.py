@@ -4,7 +4,8 @@ Shards hold whole images as PNG; random crops and flips are cut at read time, se
 per decoded image. Each rank reads its own slice of the shard list (rank, rank+world,
 …) and each loader worker a slice of that, so no two processes ever see the same
 image; the stream repeats forever, and the trainer decides how many steps to take,
-which keeps every rank in lock-step.
+which keeps every rank in lock-step. The stream's state at any step is computed, not
+replayed (``CropStream``), so a resumed run continues in seconds.
 """
 
 from __future__ import annotations
@@ -67,61 +68,142 @@ def resolve_shards(source: str, split: str) -> list[str]:
     return list(braceexpand.braceexpand(source))
 
 
-class _RandomCrops:
-    """Per decoded image, ``per_image`` random crops with random flips.
+def _samples(url: str, skip: int = 0, read: bool = True):
+    """(key, png bytes) from one tar shard, in order; the first ``skip`` are passed over undecoded.
 
-    The generator is kept by each loader worker across epochs of the repeated
-    pipeline, so every epoch cuts new crops while staying reproducible.
+    ``read=False`` yields (key, None): counting samples without reading their bytes.
+    """
+    import tarfile
+    from webdataset.gopen import gopen
+    with gopen(url, "rb") as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+        i = 0
+        for member in tar:
+            if not (member.isfile() and member.name.endswith(".png")):
+                continue
+            if i >= skip:
+                yield member.name[:-4], tar.extractfile(member).read() if read else None
+            i += 1
+
+
+def shard_sizes(urls: list[str]) -> list[int]:
+    """Samples per shard: from the prepared index.json when there is one, else counted once."""
+    sizes = {}
+    for folder in {str(Path(u).parent) for u in urls if Path(u).is_file()}:
+        index = Path(folder) / INDEX
+        if index.is_file():
+            counts = json.loads(index.read_text()).get("counts") or {}
+            sizes.update({str(Path(folder) / name): n for name, n in counts.items()})
+    return [sizes[u] if u in sizes else sum(1 for _ in _samples(u, read=False)) for u in urls]
+
+
+DECODED = {"images": 0}     # images decoded by this process's loader (the resume test counts them)
+
+
+class CropStream(torch.utils.data.IterableDataset):
+    """Batches of random crops whose position at any step can be computed directly.
+
+    One loader worker's stream: epoch e visits the worker's shards in an order drawn
+    from (seed, rank, worker, e), each shard's images in order, ``crops_per_image``
+    crops and flips per image drawn from (seed, rank, worker, e, image). Crops are
+    shuffled in windows of ``shuffle_buffer`` by (seed, rank, worker, e, window). So
+    the crop at position p is a pure function of p, and starting at step N opens one
+    shard, skips to the right image without decoding, and decodes one window: resuming
+    costs the same at step 10 and at step 1,000,000.
     """
 
-    def __init__(self, crop: int, per_image: int, seed: int):
-        self.crop, self.per_image, self.seed, self.rng = crop, per_image, seed, None
+    def __init__(self, urls, sizes, *, crop, batch_size, crops_per_image, shuffle_buffer, seed, rank,
+                 start_step=0):
+        super().__init__()
+        self.urls, self.sizes = urls, sizes
+        self.crop, self.batch, self.per_image = crop, batch_size, crops_per_image
+        self.window = max(1, shuffle_buffer // crops_per_image)      # images per shuffle window
+        self.seed, self.rank, self.start_step = seed, rank, start_step
 
-    def __call__(self, src):
-        from torch.utils.data import get_worker_info
-        if self.rng is None:
-            info = get_worker_info()
-            self.rng = np.random.default_rng([self.seed, info.id if info else 0])
-        crop, rng = self.crop, self.rng
-        for sample in src:
-            img = decode_png(sample["png"])
+    def _crops(self, img, rng):
+        crop = self.crop
+        h, w = img.shape[:2]
+        if h < crop or w < crop:
+            img = np.pad(img, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect")
             h, w = img.shape[:2]
-            if h < crop or w < crop:
-                img = np.pad(img, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect")
-                h, w = img.shape[:2]
-            for _ in range(self.per_image):
-                i, j = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
-                patch = img[i:i + crop, j:j + crop]
-                if rng.random() < 0.5:
-                    patch = patch[:, ::-1]
-                if rng.random() < 0.5:
-                    patch = patch[::-1]
-                yield torch.from_numpy(patch.copy()).permute(2, 0, 1), sample["__key__"]
+        for _ in range(self.per_image):
+            i, j = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
+            patch = img[i:i + crop, j:j + crop]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            if rng.random() < 0.5:
+                patch = patch[::-1]
+            yield torch.from_numpy(patch.copy()).permute(2, 0, 1)
 
+    def _images(self, order, sizes, first):
+        """(key, image index in epoch, decoded image) from image ``first`` of the epoch on."""
+        idx = 0
+        for shard in order:
+            if idx + sizes[shard] <= first:
+                idx += sizes[shard]
+                continue
+            skip = max(0, first - idx)
+            for key, png in _samples(self.urls[shard], skip):
+                DECODED["images"] += 1
+                yield key, idx + skip, decode_png(png)
+                skip += 1
+            idx += sizes[shard]
 
-def _collate(items):
-    return torch.stack([t for t, _ in items]).float().div_(255.0), [k for _, k in items]
+    def _stream(self, urls_idx, worker, position):
+        """Crops of this worker from crop ``position`` on, forever."""
+        sizes = {i: self.sizes[i] for i in urls_idx}
+        per_epoch = sum(sizes.values()) * self.per_image
+        if per_epoch == 0:
+            raise ValueError("the training shards hold no images")
+        epoch, position = divmod(position, per_epoch)
+        while True:
+            key = [self.seed, self.rank, worker, epoch]
+            order = [urls_idx[i] for i in np.random.default_rng(key).permutation(len(urls_idx))]
+            crops_per_window = self.window * self.per_image
+            w, offset = divmod(position, crops_per_window)
+            images = self._images(order, sizes, w * self.window)
+            n_images = sum(sizes.values())
+            while w * self.window < n_images:
+                batch = []
+                for _ in range(min(self.window, n_images - w * self.window)):
+                    name, i, img = next(images)
+                    batch.extend((c, name) for c in self._crops(img, np.random.default_rng(key + [1, i])))
+                perm = np.random.default_rng(key + [2, w]).permutation(len(batch))
+                for j in perm[offset:]:
+                    yield batch[j]
+                offset, w = 0, w + 1
+            epoch, position = epoch + 1, 0
+
+    def __iter__(self):
+        from torch.utils.data import get_worker_info
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        # DataLoader takes batches from its workers in turn, starting with worker 0; the
+        # stream's batch n belongs to logical worker n % K. A loader started at step N
+        # therefore lets its worker w play logical worker (N + w) % K.
+        worker = (self.start_step + worker) % workers
+        mine = list(range(len(self.urls)))[worker::workers]
+        done = (self.start_step - worker + workers - 1) // workers     # its batches before step N
+        stream = self._stream(mine, worker, done * self.batch)
+        while True:
+            items = [next(stream) for _ in range(self.batch)]
+            yield torch.stack([t for t, _ in items]).float().div_(255.0), [k for _, k in items]
 
 
 def train_loader(urls: list[str], *, crop: int, batch_size: int, rank: int = 0, world: int = 1,
-                 workers: int = 0, crops_per_image: int = 4, shuffle_buffer: int = 64, seed: int = 0):
-    """Endless iterator of (batch [B,3,crop,crop] in [0,1], source keys) for one rank."""
-    import webdataset as wds
+                 workers: int = 0, crops_per_image: int = 4, shuffle_buffer: int = 256, seed: int = 0,
+                 start_step: int = 0):
+    """Endless iterator of (batch [B,3,crop,crop] in [0,1], source keys) for one rank, from ``start_step``."""
     need = world * max(1, workers)
     if len(urls) < need:
         raise ValueError(f"{len(urls)} training shards cannot feed {world} rank(s) × {max(1, workers)} "
                          f"worker(s): write at least {need} shards (lower prepare.images_per_shard)")
     mine = urls[rank::world]
-    ds = (wds.WebDataset(mine, shardshuffle=len(mine), nodesplitter=None,
-                         workersplitter=wds.split_by_worker, seed=seed + rank, empty_check=False)
-          .compose(_RandomCrops(crop, crops_per_image, seed * 1000 + rank))
-          .shuffle(shuffle_buffer, seed=seed + rank)
-          .batched(batch_size, collation_fn=_collate, partial=False)
-          .repeat())
+    ds = CropStream(mine, shard_sizes(mine), crop=crop, batch_size=batch_size, crops_per_image=crops_per_image,
+                    shuffle_buffer=shuffle_buffer, seed=seed, rank=rank, start_step=start_step)
     # An own generator: the loader must not draw from torch's global RNG, which belongs
     # to training (noise) and is restored on resume.
-    loader = wds.WebLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
-                           generator=torch.Generator().manual_seed(seed * 1000 + rank))
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
+                                         generator=torch.Generator().manual_seed(seed * 1000 + rank))
     return iter(loader)
 
 

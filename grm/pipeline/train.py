@@ -51,6 +51,7 @@ class TrainSettings:
     val_crop: int = 256
     log_every: int = 10
     crops_per_image: int = 4
+    shuffle_buffer: int = 256     # crops shuffled together (in windows; see shards.CropStream)
     workers: int = 0
     seed: int = 0
     keep_states: int = 2
@@ -227,9 +228,6 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     objective, opt = acc.prepare(objective, opt)
     states, weights = out / "state", out / "weights"
     history_file = out / "history.json"
-    batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
-                           rank=acc.process_index, world=acc.num_processes, workers=s.workers,
-                           crops_per_image=s.crops_per_image, seed=s.seed)
     latest = _latest_state(states)
     if latest is not None:
         acc.load_state(str(latest))
@@ -237,10 +235,12 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
         result.steps, result.bad_steps, result.history = meta["step"], meta["bad_steps"], meta["history"]
         result.resumed_from = result.steps
         log.info("resumed %s from step %d", name, result.steps)
-        # The batch stream is a fixed function of the seed: replaying the batches
-        # already trained on puts the run exactly where the interrupted one stopped.
-        for _ in range(result.steps * s.grad_accum):
-            next(batches)
+    # The batch stream is a function of the seed and the step: it starts exactly where
+    # the interrupted run stopped, without replaying what was already trained on.
+    batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
+                           rank=acc.process_index, world=acc.num_processes, workers=s.workers,
+                           crops_per_image=s.crops_per_image, shuffle_buffer=s.shuffle_buffer, seed=s.seed,
+                           start_step=result.steps * s.grad_accum)
     tracker = tracker_factory(result) if (tracker_factory and acc.is_main_process) else None
     if tracker:
         tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
