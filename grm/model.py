@@ -19,8 +19,10 @@ from compressai.models.base import CompressionModel
 from .layers import MaskedConv2d, make_norm
 from .mixture import gaussian_bin_prob, mixture_likelihood, split_stage
 from .reference import SIM_MIN, causal_search, descriptors, gather_positions, order_keys
+from .tiling import tiled
 
 STRIDE = 64  # g_a (16) × h_a (4): inputs are padded to a multiple of this
+Y_STRIDE = 16  # pixels per latent position along each axis (g_a / g_s)
 
 
 @dataclass(frozen=True)
@@ -142,15 +144,20 @@ class GRM(CompressionModel):
         return torch.tensor([float("-inf"), float("-inf"), 0.0])
 
     def entropy_parameters(self, y_hat: torch.Tensor, psi: torch.Tensor):
-        """Mixture (logits, means, scales), each (3, B, M, H, W), for integer ŷ."""
+        """Mixture (logits, means, scales), each (3, B, M, H, W), for integer ŷ, and the
+        similarity and confidence of each position's reference (None without one)."""
         M = self.config.M
         b, _, h, w = y_hat.shape
         phi_loc = self.context(y_hat)
         s1 = self.stage1(phi_loc)
+        chosen = None
         if self.config.reference == "on":
             keys = order_keys(h, w, self.config.decode_order, y_hat.device)
-            ref, sim, has_ref = causal_search(descriptors(y_hat), keys)
-            phi_ref = gather_positions(self.ref_conv(y_hat), ref) * has_ref.unsqueeze(1)
+            # As in the authors' released code, the search and the reference feature read
+            # a detached ŷ: the encoder is not trained through S or φ_ref.
+            y_ref = y_hat.detach()
+            ref, sim, has_ref = causal_search(descriptors(y_ref), keys)
+            phi_ref = gather_positions(self.ref_conv(y_ref), ref) * has_ref.unsqueeze(1)
             phi_ref = phi_ref.view(b, 2 * M, h, w)
             with torch.no_grad():
                 l1, m1, sc1 = split_stage(s1.detach(), M, 1)
@@ -158,6 +165,7 @@ class GRM(CompressionModel):
                 conf = torch.gather(conf, 1, ref).clamp(SIM_MIN, 1.0)
                 conf = torch.where(has_ref, conf, torch.full_like(conf, SIM_MIN))
             bias = (torch.log(sim) + torch.log(conf)).view(b, 1, h, w)
+            chosen = {"similarity": sim[has_ref], "confidence": conf[has_ref]}
         else:
             phi_ref = torch.zeros_like(phi_loc)
             bias = 0.0
@@ -170,7 +178,7 @@ class GRM(CompressionModel):
             logits = logits + mask.to(logits).view(3, 1, 1, 1, 1)
         means = torch.stack([p[1] for p in parts])
         scales = torch.stack([p[2] for p in parts])
-        return logits, means, scales
+        return logits, means, scales, chosen
 
     # -- training / estimation ---------------------------------------------------------
     def forward(self, x: torch.Tensor) -> dict:
@@ -186,10 +194,24 @@ class GRM(CompressionModel):
         psi = self.h_s(z_hat)
         y_hat = round_ste(y)
         y_rate = y + torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else torch.round(y)
-        logits, means, scales = self.entropy_parameters(y_hat, psi)
+        logits, means, scales, chosen = self.entropy_parameters(y_hat, psi)
         y_lik = mixture_likelihood(y_rate, logits, means, scales)
         x_hat = self.g_s(y_hat)[..., :height, :width]
-        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
+        out = {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
+        if not self.training:
+            out["stats"] = self.entropy_stats(logits, chosen)
+        return out
+
+    @staticmethod
+    @torch.no_grad()
+    def entropy_stats(logits: torch.Tensor, chosen: dict | None) -> dict:
+        """Mean mixture weight of each stage (stage 1 feeds the confidence U: if its weight
+        collapses, U drifts) and the mean similarity / confidence of chosen references."""
+        weights = torch.softmax(logits, 0).flatten(1).mean(1)
+        stats = {f"weight_stage{i + 1}": float(w) for i, w in enumerate(weights)}
+        if chosen is not None and chosen["similarity"].numel():
+            stats.update({f"ref_{k}": float(v.mean()) for k, v in chosen.items()})
+        return stats
 
     # -- real coding -------------------------------------------------------------------
     @staticmethod
@@ -202,7 +224,7 @@ class GRM(CompressionModel):
     def compress(self, x: torch.Tensor):
         """(1, 3, H, W) in [0, 1] → ([z bytes, ŷ bytes], ŷ int tensor)."""
         from .latent_coder import MAX_SYMBOL, encode_latents
-        y = self.g_a(_nhwc(self.pad(x))).contiguous()
+        y = tiled(lambda t: self.g_a(_nhwc(t)).contiguous(), self.pad(x), Y_STRIDE, 1, self.config.M)
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
@@ -219,5 +241,6 @@ class GRM(CompressionModel):
         z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
         psi = self.h_s(z_hat)
         y_sym = decode_latents(self, strings[1], psi)
-        x_hat = self.g_s(_nhwc(y_sym))[..., :height, :width].clamp(0, 1).contiguous()
+        x_hat = tiled(lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(), y_sym, 1, Y_STRIDE, 3)
+        x_hat = x_hat[..., :height, :width].contiguous()
         return x_hat, y_sym

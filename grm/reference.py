@@ -55,14 +55,22 @@ def decode_groups(h: int, w: int, order: str) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def _argmax_causal(desc: torch.Tensor, keys: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Best earlier position; among equal similarities the first in decoding order.
+
+    Candidates are laid out in decoding order (as the serial coder holds them) so that
+    argmax breaks exact ties the way the coder does: integer ŷ makes ties common, and
+    a different choice would make the estimated rate differ from the coded one.
+    """
     b, n, _ = desc.shape
+    order = torch.sort(keys, stable=True).indices
+    cand, cand_keys = desc[:, order].transpose(1, 2), keys[order]
     out = torch.empty(b, n, dtype=torch.long, device=desc.device)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        sims = desc[:, start:stop] @ desc.transpose(1, 2)             # B, chunk, n
-        allowed = keys.unsqueeze(0) < keys[start:stop].unsqueeze(1)   # chunk, n
+        sims = desc[:, start:stop] @ cand                                   # B, chunk, n
+        allowed = cand_keys.unsqueeze(0) < keys[start:stop].unsqueeze(1)    # chunk, n
         sims = sims.masked_fill(~allowed, float("-inf"))
-        out[:, start:stop] = sims.argmax(-1)
+        out[:, start:stop] = order[sims.argmax(-1)]
     return out
 
 

@@ -9,6 +9,13 @@ from grm.pipeline.stage import run_name, run_stage, stage_args, shared_params, v
 ROOT = Path.cwd()
 
 
+def seed_twin(spec: dict, subject: dict) -> bool:
+    """The subject's own settings with only another seed: its distance measures chance."""
+    rest = {k: v for k, v in spec.items() if k != "seed"}
+    return "seed" in spec and rest == {k: v for k, v in subject.items() if k != "seed"} \
+        and spec["seed"] != subject.get("seed")
+
+
 def main():
     _, params = stage_args(__doc__)
     from grm.pipeline.classic import get_codec
@@ -19,7 +26,8 @@ def main():
     curves, images = [], 0
     for variant, spec in variants(params).items():
         spec = spec or {}
-        kind = "grm" if variant == subject else ("peer" if spec.get("arch", "grm") != "grm" else "ablation")
+        kind = ("grm" if variant == subject else "seed" if seed_twin(spec, variants(params).get(subject) or {})
+                else "peer" if spec.get("arch", "grm") != "grm" else "ablation")
         curve = Curve(variant, labels.get(variant, variant), kind)
         for rate in params["rates"]:
             path = ROOT / "data/eval" / f"{run_name(variant, rate)}.json"

@@ -15,7 +15,7 @@ MIN_OVERLAP = 0.5
 class Curve:
     name: str
     label: str
-    kind: str                       # grm | peer | ablation | classic
+    kind: str                       # grm | seed (the subject, another seed) | peer | ablation | classic
     points: list = field(default_factory=list)   # dicts with bpp, psnr, ms_ssim, …
 
     def sorted(self) -> list:
@@ -97,21 +97,73 @@ def _fmt(v, digits=3):
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def equal_lambda_table(subject: Curve, others: list[Curve]) -> list[str]:
+def deltas(subject: Curve, other: Curve) -> list[dict]:
+    """Per shared rate point (params.yaml order): subject − other in bpp (%), PSNR, MS-SSIM."""
+    own = {p["rate_point"]: p for p in subject.points}
+    out = []
+    for p in other.points:
+        mine = own.get(p["rate_point"])
+        if mine is None or not p["bpp"]:
+            continue
+        out.append({"rate_point": p["rate_point"], "bpp": 100 * (mine["bpp"] / p["bpp"] - 1),
+                    "psnr": mine["psnr"] - p["psnr"], "ms_ssim": mine["ms_ssim"] - p["ms_ssim"]})
+    return out
+
+
+def seed_spread(subject: Curve, twins: list[Curve]) -> dict:
+    """Per rate point, the largest |Δ bpp %| and |Δ PSNR| between the subject and the same
+    model trained with another seed: how far two runs differ by chance alone."""
+    spread: dict = {}
+    for twin in twins:
+        for d in deltas(subject, twin):
+            s = spread.setdefault(d["rate_point"], {"bpp": 0.0, "psnr": 0.0})
+            s["bpp"], s["psnr"] = max(s["bpp"], abs(d["bpp"])), max(s["psnr"], abs(d["psnr"]))
+    return spread
+
+
+def within_noise(d: dict, spread: dict) -> bool | None:
+    """True when both Δ bpp and Δ PSNR are inside the seed spread (None: spread unknown)."""
+    s = spread.get(d["rate_point"])
+    if s is None:
+        return None
+    return abs(d["bpp"]) <= s["bpp"] and abs(d["psnr"]) <= s["psnr"]
+
+
+def equal_lambda_table(subject: Curve, others: list[Curve], spread: dict | None = None) -> list[str]:
     """Per rate point, how the subject differs from each model trained at the same λ.
 
     Defined even where a BD-rate is not (short runs give curves that are not monotonic),
-    so a reader always sees what an ablation or a peer changed.
+    so a reader always sees what an ablation or a peer changed; with a seed spread, a
+    difference smaller than chance is marked so.
     """
-    own = {p["rate_point"]: p for p in subject.points}
-    lines = ["| vs | rate point | Δ bpp | Δ PSNR dB | Δ MS-SSIM |", "|---|---|---|---|---|"]
+    spread = spread or {}
+    lines = ["| vs | rate point | Δ bpp | Δ PSNR dB | Δ MS-SSIM | noise |", "|---|---|---|---|---|---|"]
     for other in others:
-        for p in other.points:                      # in params.yaml order
-            mine = own.get(p["rate_point"])
-            if mine is None or not p["bpp"]:
-                continue
-            lines.append(f"| {other.label} | {p['rate_point']} | {100 * (mine['bpp'] / p['bpp'] - 1):+.1f}% | "
-                         f"{mine['psnr'] - p['psnr']:+.2f} | {mine['ms_ssim'] - p['ms_ssim']:+.4f} |")
+        for d in deltas(subject, other):
+            noise = {True: "within noise", False: "beyond noise", None: "–"}[within_noise(d, spread)]
+            lines.append(f"| {other.label} | {d['rate_point']} | {d['bpp']:+.1f}% | {d['psnr']:+.2f} | "
+                         f"{d['ms_ssim']:+.4f} | {noise} |")
+    return lines
+
+
+def verdicts(subject: Curve, others: list[Curve], spread: dict) -> list[str]:
+    """One line per other model: mean Δ over the shared rate points, and whether it is noise."""
+    lines = []
+    for other in others:
+        ds = deltas(subject, other)
+        if not ds:
+            continue
+        bpp, dpsnr = float(np.mean([d["bpp"] for d in ds])), float(np.mean([d["psnr"] for d in ds]))
+        noise = [within_noise(d, spread) for d in ds]
+        what = (f"{'fewer' if bpp < 0 else 'more'} bits ({bpp:+.1f}%) at {dpsnr:+.2f} dB PSNR, "
+                f"mean over {len(ds)} rate point(s)")
+        if None in noise:
+            tail = "seed noise not measured"
+        elif all(noise):
+            tail = "**within seed noise** at every rate point: no difference shown"
+        else:
+            tail = f"beyond seed noise at {noise.count(False)} of {len(ds)} rate point(s)"
+        lines.append(f"- vs {other.label}: {subject.label} spends {what}; {tail}.")
     return lines
 
 
@@ -170,9 +222,24 @@ def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget
         lines += ["Left out of the BD-rates as off the operational curve (more bits, no more quality "
                   "than a cheaper point of the same codec):", ""] + [f"- {n}" for n in off_curve] + [""]
     learned = [c for c in curves if c.kind in ("peer", "ablation")]
-    if subject in by_name and learned:
-        lines += [f"## {by_name[subject].label} at equal λ", "",
+    twins = [c for c in curves if c.kind == "seed"]
+    if subject in by_name and (learned or twins):
+        me = by_name[subject]
+        spread = seed_spread(me, twins)
+        for rp, sp in spread.items():
+            metrics[f"seed_spread.{rp}.bpp_pct"], metrics[f"seed_spread.{rp}.psnr"] = sp["bpp"], sp["psnr"]
+        if spread:
+            noise = ("Seed noise: the same model and data with another seed (" +
+                     ", ".join(c.label for c in twins) + ") differ by at most " +
+                     "; ".join(f"{rp}: {sp['bpp']:.1f}% bpp, {sp['psnr']:.2f} dB" for rp, sp in spread.items()) +
+                     ". A difference inside that spread is marked *within noise*.")
+        else:
+            noise = ("Seed noise not measured: add a variant that differs from the subject only in its "
+                     f"seed (e.g. `{subject}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
+                     "marked within or beyond noise.")
+        lines += [f"## {me.label} at equal λ", "",
                   "The same rate point (same λ, data and steps) against each other learned model: "
-                  "positive Δ bpp means more bits for the subject.", "",
-                  *equal_lambda_table(by_name[subject], learned), ""]
+                  "positive Δ bpp means more bits for the subject.", "", noise, "",
+                  *verdicts(me, learned, spread), "",
+                  *equal_lambda_table(me, learned, spread), ""]
     return "\n".join(lines), metrics

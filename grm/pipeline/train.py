@@ -138,17 +138,21 @@ def _param_groups(model: nn.Module, s: TrainSettings):
 
 @torch.no_grad()
 def validate(model: nn.Module, images: list[np.ndarray], criterion: RateDistortionLoss, crop: int) -> dict:
-    """Eval-mode RD loss on centre crops: exact rates, like real coding."""
+    """Eval-mode RD loss on centre crops: exact rates, like real coding; for grm also the
+    entropy model's stage weights and reference similarity / confidence (``stats``)."""
     was = model.training
     model.eval()
-    sums = {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
+    device = next(model.parameters()).device
+    sums: dict = {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
     for img in images:
         h, w = img.shape[:2]
         top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
         x = torch.from_numpy(img[top:top + crop, left:left + crop].copy()).permute(2, 0, 1)[None].float() / 255
-        out = criterion(model(x.to(next(model.parameters()).device)), x.to(next(model.parameters()).device))
-        for k in sums:
-            sums[k] += float(out[k])
+        x = x.to(device)
+        pred = model(x)
+        out = {**criterion(pred, x), **pred.get("stats", {})}
+        for k in set(sums) | set(pred.get("stats", {})):
+            sums[k] = sums.get(k, 0.0) + float(out[k])
     model.train(was)
     res = {k: v / max(1, len(images)) for k, v in sums.items()}
     res["psnr"] = 10 * math.log10(1.0 / max(res["mse"], 1e-12))
@@ -301,7 +305,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
                 result.history.append(v)
                 log.info("%s step %d: val loss %.4f bpp %.4f psnr %.2f", name, step, v["loss"], v["bpp"], v["psnr"])
                 if tracker:
-                    tracker.metrics({f"val/{k}": v[k] for k in ("loss", "bpp", "psnr")}, step)
+                    tracker.metrics({f"val/{k}": x for k, x in v.items() if k != "step"}, step)
             _checkpoint(acc, objective, states, weights, step, result, s, history_file)
     if progress:
         progress.close()

@@ -1,0 +1,34 @@
+"""Tiled transforms equal the untiled ones to float rounding, and the codec stays exact."""
+
+import torch
+
+from grm.model import GRM, Y_STRIDE
+from grm.tiling import tiled
+
+
+def test_tiles_match_the_whole_image():
+    torch.manual_seed(0)
+    model = GRM("tiny").eval()
+    x = torch.rand(1, 3, 9 * Y_STRIDE, 13 * Y_STRIDE)
+    with torch.no_grad():
+        y = model.g_a(x)
+        y_t = tiled(model.g_a, x, Y_STRIDE, 1, model.config.M, tile=4, margin=4)
+        assert float((y - y_t).abs().max()) < 1e-4 * float(y.abs().max())
+        y_hat = torch.round(y)
+        x_hat = model.g_s(y_hat)
+        x_t = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=4)
+        assert float((x_hat - x_t).abs().max()) < 1e-4 * float(x_hat.abs().max())
+        # a margin that is too small shows: the test can fail
+        x_bad = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=0)
+        assert float((x_hat - x_bad).abs().max()) > 1e-3 * float(x_hat.abs().max())
+
+
+def test_tiled_round_trip_is_exact(trained, photo, monkeypatch):
+    from grm import tiling
+    from grm.codec import decode_bytes, encode_array
+    monkeypatch.setattr(tiling, "TILE", 3)        # force many tiles on a small photo
+    monkeypatch.setattr(tiling.tiled, "__defaults__", (3, tiling.MARGIN))
+    rgb = photo[:150, :200]
+    enc = encode_array(trained, rgb)
+    out, y = decode_bytes(trained, enc.data)
+    assert torch.equal(y, enc.y_symbols) and out.shape == rgb.shape

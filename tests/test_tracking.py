@@ -1,0 +1,27 @@
+"""Where MLflow runs go, whatever directory DVC runs a stage in."""
+
+from grm.pipeline.stage import shared_params
+from grm.pipeline.tracking import experiment_name, store_root, tracking_uri
+
+
+def test_temp_and_queued_experiments_log_to_the_repository(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    repo = tmp_path / "repo"
+    copy = repo / ".dvc" / "tmp" / "exps" / "tmpab12cd"
+    copy.mkdir(parents=True)
+    assert store_root(copy) == repo.resolve()
+    assert store_root(repo) == repo.resolve()
+    assert tracking_uri(copy) == f"sqlite:///{repo.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://server:5000")
+    assert tracking_uri(copy) == "http://server:5000"
+
+
+def test_experiment_name_and_pipeline_identity(monkeypatch):
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    assert experiment_name() == "grm"
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "clic")
+    assert experiment_name() == "clic"
+    a = {"prepare": {"source": "x"}, "train": {"steps": 10, "log_every": 5}}
+    b = {"prepare": {"source": "x"}, "train": {"steps": 10, "log_every": 7}}
+    assert shared_params(a) == shared_params(b), "bookkeeping must not start a new pipeline run"
+    assert shared_params(a) != shared_params({**a, "train": {"steps": 11}})
