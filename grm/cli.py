@@ -232,28 +232,29 @@ def _add_model_options(p: argparse.ArgumentParser, choose: bool) -> None:
         g.add_argument("--variant", default="grm", help="variant to choose --rate/--bpp among (default grm)")
 
 
+def _coding_command(sub, name: str, summary: str, what: str, description: str, func):
+    p = sub.add_parser(name, help=summary, description=description)
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=f"{what} files or folders (`-` = stdin); `IN OUT` names the output of one file")
+    p.add_argument("-o", "--output", help="output file, or folder for several inputs (`-` = stdout)")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="grm", description="Learned image codec with a global reference entropy model.",
                                 epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"grm {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compress", help="images → .grm files",
-                       description="Compress images (any format Pillow reads) into .grm files.")
-    c.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files or folders (`-` = stdin); `IN OUT` names the output of one file")
-    c.add_argument("-o", "--output", help="output file, or folder for several inputs (`-` = stdout)")
+    c = _coding_command(sub, "compress", "images → .grm files", "image",
+                        "Compress images (any format Pillow reads) into .grm files.", _compress)
     _add_model_options(c, choose=True)
-    c.set_defaults(func=_compress)
-    d = sub.add_parser("decompress", help=".grm files → PNG",
-                       description="Decode .grm files to PNG; each file names the model that wrote it.")
-    d.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=".grm files or folders (`-` = stdin); `IN OUT` names the output of one file")
-    d.add_argument("-o", "--output", help="output file, or folder for several inputs (`-` = stdout)")
+    d = _coding_command(sub, "decompress", ".grm files → PNG", ".grm",
+                        "Decode .grm files to PNG; each file names the model that wrote it.", _decompress)
     _add_model_options(d, choose=False)
     d.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse files that declare more pixels than this (default 7680x4320; "
-                        "decoding needs about 1.1 KB of memory per pixel at paper widths)")
-    d.set_defaults(func=_decompress)
+                        "decoding memory grows with the declared size)")
     i = sub.add_parser("info", help="describe a .grm file and its model",
                        description="Print a .grm file's header, and the model it needs if one is found.")
     i.add_argument("input", help=".grm file (`-` = stdin)")

@@ -66,3 +66,18 @@ def test_stage_help_prints_usage_and_does_nothing(name, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "usage:" in r.stdout, r.stderr[-2000:]
     assert list(tmp_path.iterdir()) == [], "--help must not write anything"
+
+
+@pytest.mark.parametrize("path", ["params.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "profiles").glob("*.yaml"))])
+def test_every_profile_is_complete_and_valid(path):
+    """`cp profiles/X.yaml params.yaml && dvc repro` must not fail on a missing or unknown key."""
+    from grm.pipeline.prepare import PrepareSettings
+    from grm.pipeline.stage import run_settings
+    params = yaml.safe_load((REPO / path).read_text())
+    PrepareSettings.from_dict(params["prepare"])
+    listed = {p.split(".", 1)[1] for p in DVC["train"]["params"] if p.startswith("train.")}
+    assert listed <= set(params["train"]), f"{path} lacks {sorted(listed - set(params['train']))}"
+    for variant in params["variants"]:
+        for rate in params["rates"]:
+            TrainSettings.from_dict(run_settings(params, variant, rate)[0])
+    assert set(params["variants"]) <= set(params["report"]["labels"]) | {"grm"}
