@@ -16,10 +16,10 @@ from pathlib import Path
 
 from . import __version__
 from .errors import GrmError
+from .image_io import IMAGE_SUFFIXES
 
 EXIT_ERROR = 1
 STDIO = "-"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 
 
 @dataclass
@@ -73,6 +73,11 @@ def plan(inputs: list[str], output: str | None, suffixes: set[str], new_suffix: 
 
 def _read(src: str) -> bytes | str:
     return sys.stdin.buffer.read() if src == STDIO else src
+
+
+def _read_grm(src: str) -> bytes:
+    from .codec import read_grm
+    return sys.stdin.buffer.read() if src == STDIO else read_grm(src)
 
 
 def _write(dst: str, data: bytes) -> None:
@@ -168,14 +173,14 @@ def _compress(args) -> int:
 
 def _decompress(args) -> int:
     from . import container
-    from .codec import MAX_DECODE_PIXELS, decode_bytes, read_grm
+    from .codec import MAX_DECODE_PIXELS, decode_bytes
     from .image_io import png_bytes
     models = Models(args)
     jobs = plan(args.inputs, args.output, {".grm"}, ".png")
     status = _status_stream(jobs)
 
     def one(job: Job):
-        data = sys.stdin.buffer.read() if job.src == STDIO else read_grm(job.src)
+        data = _read_grm(job.src)
         header = container.unpack(data)
         lm = models.for_file(header.weights_hash, header.model_name)
         t = time.perf_counter()
@@ -191,11 +196,10 @@ def _decompress(args) -> int:
 def _info(args) -> int:
     import json
     from . import container
-    from .codec import read_grm
     from .errors import ModelFileError
     from .model_file import read_metadata
     from .model_search import file_hash, find_by_hash, search_path
-    data = sys.stdin.buffer.read() if args.input == STDIO else read_grm(args.input)
+    data = _read_grm(args.input)
     f = container.unpack(data)
     print(f"file:          {args.input}")
     print(f"format:        grm v{container.VERSION}, {len(data)} bytes")

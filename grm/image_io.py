@@ -12,6 +12,9 @@ import torch
 
 from .errors import ImageError
 
+# File suffixes taken for images when a folder is given (CLI batches, the prepare stage).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+
 MAX_PIXELS = 1 << 28  # larger files are refused as possible decompression bombs
 
 

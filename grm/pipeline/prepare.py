@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError
-from ..image_io import read_image
+from ..image_io import IMAGE_SUFFIXES, read_image
 from .sample_images import bundled_photos
-from .shards import INDEX, png_bytes, sha256_file
+from .shards import INDEX, ShardSink, png_bytes, sha256_file
 
 log = logging.getLogger("grm.prepare")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 
 
 @dataclass
@@ -72,13 +71,14 @@ def key_position(key: str) -> float:
 
 
 def split_of(key: str, s: PrepareSettings) -> str:
-    if s.eval_names:
-        if key in s.eval_names:
-            return "eval"
-    u = key_position(key)
-    if not s.eval_names and u < s.eval_fraction:
+    """eval (named, or the first eval_fraction of [0, 1)), then val_fraction of the rest, then train."""
+    if key in s.eval_names:
         return "eval"
-    v = (u - s.eval_fraction) / (1 - s.eval_fraction) if not s.eval_names and s.eval_fraction < 1 else u
+    eval_share = 0.0 if s.eval_names else s.eval_fraction
+    u = key_position(key)
+    if u < eval_share:
+        return "eval"
+    v = (u - eval_share) / (1 - eval_share) if eval_share < 1 else u
     return "val" if v < s.val_fraction else "train"
 
 
@@ -125,37 +125,12 @@ def _ordered(fn, jobs: list, workers: int):
     import multiprocessing as mp
     with mp.get_context("spawn").Pool(workers) as pool:
         pending: deque = deque()
-        it = iter(jobs)
-        for job in it:
+        for job in jobs:
             pending.append(pool.apply_async(fn, (job,)))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
-
-
-class _Shards:
-    """A split's shards, written as results arrive; reproducible bytes (fixed mtime)."""
-
-    def __init__(self, folder: Path, prefix: str, per_shard: int):
-        import webdataset as wds
-        self.prefix, self.folder = prefix, folder
-        # Shards roll over by count only, so the samples per shard follow from the keys.
-        self.sink = wds.ShardWriter(str(folder / f"{prefix}-%06d.tar"), maxcount=per_shard, maxsize=1 << 62,
-                                    verbose=0, mtime=0)
-        self.per_shard = per_shard
-        self.keys: list[str] = []
-
-    def write(self, key: str, png: bytes) -> None:
-        self.sink.write({"__key__": key, "png": png})
-        self.keys.append(key)
-
-    def close(self) -> dict[str, int]:
-        """Shard name → number of samples."""
-        self.sink.close()
-        names = sorted(p.name for p in self.folder.glob(f"{self.prefix}-*.tar"))
-        n = len(self.keys)
-        return {name: min(self.per_shard, n - i * self.per_shard) for i, name in enumerate(names)}
 
 
 def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, progress: bool = True) -> dict:
@@ -168,7 +143,7 @@ def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, pr
     for d in (shards_dir, eval_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    writers = {split: _Shards(shards_dir, split, s.images_per_shard) for split in ("train", "val")}
+    writers = {split: ShardSink(shards_dir, split, s.images_per_shard) for split in ("train", "val")}
     eval_keys: list[str] = []
     counts: Counter = Counter()
     workers = s.workers or os.cpu_count() or 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 from pathlib import Path
 
 PROJECT_PACKAGES = ("grm", "stages")
@@ -65,6 +66,11 @@ def stage_sources(root: Path, script: str | Path) -> list[Path]:
                 seen.add(f)
                 todo.append(f)
     return sorted(p.relative_to(root) for p in seen if p.name != "__init__.py")
+
+
+def json_digest(obj) -> str:
+    """16 hex digits of sha256 over canonical JSON: run keys and pipeline identities."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def code_digest(root: Path, script: str | Path, exclude: tuple[str, ...] = ()) -> str:

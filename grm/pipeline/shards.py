@@ -34,15 +34,37 @@ def decode_png(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+class ShardSink:
+    """One split's shards, written sample by sample; reproducible bytes (fixed mtime)."""
+
+    def __init__(self, folder: Path, prefix: str, per_shard: int):
+        import webdataset as wds
+        folder.mkdir(parents=True, exist_ok=True)
+        self.prefix, self.folder = prefix, folder
+        # Shards roll over by count only, so the samples per shard follow from the keys.
+        self.sink = wds.ShardWriter(str(folder / f"{prefix}-%06d.tar"), maxcount=per_shard, maxsize=1 << 62,
+                                    verbose=0, mtime=0)
+        self.per_shard = per_shard
+        self.keys: list[str] = []
+
+    def write(self, key: str, png: bytes) -> None:
+        self.sink.write({"__key__": key, "png": png})
+        self.keys.append(key)
+
+    def close(self) -> dict[str, int]:
+        """Shard name → number of samples."""
+        self.sink.close()
+        names = sorted(p.name for p in self.folder.glob(f"{self.prefix}-*.tar"))
+        n = len(self.keys)
+        return {name: min(self.per_shard, n - i * self.per_shard) for i, name in enumerate(names)}
+
+
 def write_shards(samples, folder: Path, prefix: str, per_shard: int) -> list[str]:
     """Write (key, uint8 image) pairs to folder/prefix-NNNNNN.tar; returns shard names."""
-    import webdataset as wds
-    folder.mkdir(parents=True, exist_ok=True)
-    pattern = str(folder / f"{prefix}-%06d.tar")
-    with wds.ShardWriter(pattern, maxcount=per_shard, verbose=0) as sink:
-        for key, arr in samples:
-            sink.write({"__key__": key, "png": png_bytes(arr)})
-    return sorted(p.name for p in folder.glob(f"{prefix}-*.tar"))
+    sink = ShardSink(folder, prefix, per_shard)
+    for key, arr in samples:
+        sink.write(key, png_bytes(arr))
+    return list(sink.close())
 
 
 def sha256_file(path: Path) -> str:
@@ -151,17 +173,15 @@ class CropStream(torch.utils.data.IterableDataset):
     def _stream(self, urls_idx, worker, position):
         """Crops of this worker from crop ``position`` on, forever."""
         sizes = {i: self.sizes[i] for i in urls_idx}
-        per_epoch = sum(sizes.values()) * self.per_image
-        if per_epoch == 0:
+        n_images = sum(sizes.values())
+        if n_images == 0:
             raise ValueError("the training shards hold no images")
-        epoch, position = divmod(position, per_epoch)
+        epoch, position = divmod(position, n_images * self.per_image)
         while True:
             key = [self.seed, self.rank, worker, epoch]
             order = [urls_idx[i] for i in np.random.default_rng(key).permutation(len(urls_idx))]
-            crops_per_window = self.window * self.per_image
-            w, offset = divmod(position, crops_per_window)
+            w, offset = divmod(position, self.window * self.per_image)
             images = self._images(order, sizes, w * self.window)
-            n_images = sum(sizes.values())
             while w * self.window < n_images:
                 batch = []
                 for _ in range(min(self.window, n_images - w * self.window)):
@@ -209,7 +229,6 @@ def train_loader(urls: list[str], *, crop: int, batch_size: int, rank: int = 0, 
 
 def read_images(urls: list[str]):
     """Every (key, uint8 image) in the given shards, in order (validation, evaluation)."""
-    import webdataset as wds
-    ds = wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
-    for sample in ds:
-        yield sample["__key__"], decode_png(sample["png"])
+    for url in urls:
+        for key, png in _samples(url):
+            yield key, decode_png(png)

@@ -7,11 +7,11 @@ point name and a digest of its own settings. MLflow is imported lazily (it costs
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 from pathlib import Path
+
+from .provenance import json_digest as digest
 
 DEFAULT_EXPERIMENT = "grm"
 _OPEN: list = []          # runs this process started or resumed: marked FAILED if the stage fails
@@ -19,10 +19,6 @@ _OPEN: list = []          # runs this process started or resumed: marked FAILED 
 
 def experiment_name() -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-
-
-def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def store_root(root: Path) -> Path:

@@ -25,7 +25,8 @@ from ..image_io import write_atomic
 from ..model_file import build, save_model
 from .allocator import reuse_freed_memory
 from .loss import RateDistortionLoss
-from .shards import read_images, resolve_shards, train_loader
+from .provenance import code_digest, json_digest
+from .shards import INDEX, read_images, resolve_shards, sha256_file, train_loader
 from .stage import BOOKKEEPING
 
 log = logging.getLogger("grm.train")
@@ -85,13 +86,12 @@ LOGGED = ("loss", "bpp", "mse", "aux")
 
 def shard_identity(shards: str) -> dict:
     """What the training and validation data are: shard checksums, or the URL list when remote."""
-    from .shards import INDEX, sha256_file
     path = Path(shards)
+    sums = (json.loads((path / INDEX).read_text()).get("sha256") or {}) if path.is_dir() else {}
     ident = {}
     for split in ("train", "val"):
         urls = resolve_shards(shards, split)
         if path.is_dir():
-            sums = json.loads((path / INDEX).read_text()).get("sha256") or {}
             ident[split] = {Path(u).name: sums.get(Path(u).name) or sha256_file(Path(u)) for u in urls}
         else:
             ident[split] = urls
@@ -100,7 +100,6 @@ def shard_identity(shards: str) -> dict:
 
 def training_code_digest(root: Path) -> str:
     """Digest of the code the train stage runs, less tracking (it records, it does not decide)."""
-    from .provenance import code_digest
     return code_digest(root, "stages/train.py", exclude=("grm/pipeline/tracking.py",))
 
 
@@ -202,8 +201,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
         reuse_freed_memory()
     out = Path(out)
     key = run_key(s, shards, code)
-    result = TrainResult(key_digest=hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-                         .hexdigest()[:16])
+    result = TrainResult(key_digest=json_digest(key))
     key_file = out / "settings.json"
     if acc.is_main_process:
         if out.exists():
