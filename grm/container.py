@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from .errors import FormatError
 
 MAGIC = b"GRMc"
-VERSION = 1
+# 2: the ŷ tables come from the integer entropy model (portable). Version 1 files were
+# coded with float tables that only the machine (and thread count) that wrote them can
+# reproduce, so they are refused with an explanation rather than decoded by chance.
+VERSION = 2
 MAX_NAME = 64
 MAX_STREAMS = 4
 MAX_SIDE = 1 << 16
@@ -89,6 +92,10 @@ def unpack(data: bytes) -> GrmFile:
     data = bytes(data)
     if len(data) < len(MAGIC) + 1 or data[:len(MAGIC)] != MAGIC:
         raise FormatError("not a .grm file (bad magic)")
+    if data[len(MAGIC)] == 1:
+        raise FormatError("this .grm file was written by an older grm (format 1) whose float entropy model "
+                          "decodes only on the machine and thread count that wrote it; re-encode the source "
+                          "image with this grm (format 2 files decode on any machine)")
     if data[len(MAGIC)] != VERSION:
         raise FormatError(f"unsupported .grm format version {data[len(MAGIC)]} (this grm reads {VERSION})")
     if len(data) < len(MAGIC) + 4 + 4:

@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 
+from . import container
 from .codec import decode_bytes
 from .errors import GrmError
 
@@ -49,7 +50,7 @@ def mutate(seeds: list[bytes], rng: np.random.Generator) -> bytes:
     else:                                           # random bytes, sometimes with our magic
         data = bytearray(rng.integers(0, 256, int(rng.integers(0, 400)), dtype=np.uint8).tobytes())
         if rng.random() < 0.5:
-            data[:5] = b"GRMc\x01"
+            data[:5] = container.MAGIC + bytes([container.VERSION])
     out = bytes(data)
     return _fix_crc(out) if rng.random() < 0.5 else out
 

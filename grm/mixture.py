@@ -1,7 +1,8 @@
 """The discretised Gaussian mixture: training likelihood and coding tables.
 
-Both paths read the same (logits, means, scales) tensors, so the rate the model is
-trained on is the rate the coder spends (up to the coder's fixed-point quantisation).
+Training and rate estimation use the float functions here; the coder builds its tables
+with the same mixture in integers (``integer_tables``), so the rate the model is trained
+on is the rate the coder spends, up to the integer model's rounding.
 """
 
 from __future__ import annotations
@@ -58,24 +59,3 @@ class CodingTables:
     offsets: np.ndarray     # (C,) int32
     centre: np.ndarray      # (C,) float64
     spread: np.ndarray      # (C,) float64
-
-
-def coding_tables(logits: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> CodingTables:
-    """Per-symbol probability tables for a group (components × channels).
-
-    The window is centred on each channel's mixture mean and wide enough for every
-    component's mean ± TAIL_SIGMAS·σ (at most 2·MAX_HALF_WIDTH+1 symbols). The coder
-    quantises the tables itself, giving every symbol a nonzero frequency.
-    """
-    w = torch.softmax(logits, dim=0)                                   # K, C
-    centre = torch.round((w * means).sum(0))                           # C
-    reach = ((means - centre).abs() + TAIL_SIGMAS * scales).amax(0)    # C
-    half = int(min(MAX_HALF_WIDTH, max(1, math.ceil(float(reach.max())))))
-    length = 2 * half + 1
-    edges = centre.unsqueeze(1) + (torch.arange(length + 1, dtype=means.dtype) - half - 0.5)
-    cum = _phi((edges.unsqueeze(0) - means.unsqueeze(-1)) / scales.unsqueeze(-1))   # K, C, L+1
-    pmf = (w.unsqueeze(-1) * (cum[..., 1:] - cum[..., :-1])).sum(0).clamp_min(0)  # C, L
-    tail = (1.0 - pmf.sum(1, keepdim=True)).clamp_min(0)
-    probs = torch.cat([pmf, tail], dim=1)
-    return CodingTables(probs.numpy(), (centre - half).numpy().astype(np.int32),
-                        centre.double().numpy(), reach.clamp(min=1.0).double().numpy())

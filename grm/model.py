@@ -1,8 +1,9 @@
 """The GRM model: GSDN transforms, hyperprior, local context, global reference and
 the three cascaded parameter networks whose outputs form the mixture entropy model.
 
-``forward`` is the parallel training/estimation path; real coding is in
-``grm.latent_coder``, which evaluates the same networks one position at a time.
+``forward`` is the parallel training/estimation path (float); real coding is in
+``grm.latent_coder``, which evaluates the same networks one position at a time in
+exact integer arithmetic (``grm.integer_model``), so files decode on any machine.
 """
 
 from __future__ import annotations
@@ -220,6 +221,21 @@ class GRM(CompressionModel):
         ph, pw = (-h) % STRIDE, (-w) % STRIDE
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
 
+    def integer_model(self):
+        """The integer entropy model that real coding uses: the one stored in the model
+        file when it was loaded from one, else exported from the current weights."""
+        from .integer_model import IntegerEntropyModel
+        stored = getattr(self, "_integer_model", None)
+        return stored if stored is not None else IntegerEntropyModel.export(self)
+
+    def attach_integer_model(self, integer_model) -> None:
+        self._integer_model = integer_model
+
+    def train(self, mode: bool = True):
+        if mode:   # weights are about to change: the stored integer model goes stale
+            self._integer_model = None
+        return super().train(mode)
+
     @torch.no_grad()
     def compress(self, x: torch.Tensor):
         """(1, 3, H, W) in [0, 1] → ([z bytes, ŷ bytes], ŷ int tensor)."""
@@ -228,9 +244,8 @@ class GRM(CompressionModel):
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
-        psi = self.h_s(z_hat)
         y_sym = torch.round(y).clamp(-MAX_SYMBOL, MAX_SYMBOL)
-        y_bytes = encode_latents(self, y_sym, psi)
+        y_bytes = encode_latents(self, y_sym, z_hat)
         return [z_bytes, y_bytes], y_sym
 
     @torch.no_grad()
@@ -239,8 +254,7 @@ class GRM(CompressionModel):
         from .latent_coder import decode_latents, padded_stream
         zh, zw = -(-height // STRIDE), -(-width // STRIDE)
         z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
-        psi = self.h_s(z_hat)
-        y_sym = decode_latents(self, strings[1], psi)
+        y_sym = decode_latents(self, strings[1], z_hat)
         x_hat = tiled(lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(), y_sym, 1, Y_STRIDE, 3)
         x_hat = x_hat[..., :height, :width].contiguous()
         return x_hat, y_sym

@@ -42,13 +42,27 @@ def build(arch: str, config: dict) -> torch.nn.Module:
     raise ModelFileError(f"unknown architecture {arch!r}")
 
 
-def save_model(model: torch.nn.Module, path: str | Path, name: str, extra: dict | None = None) -> Path:
-    """Write weights + architecture + config atomically (temp file, then rename)."""
+def save_model(model: torch.nn.Module, path: str | Path, name: str, extra: dict | None = None,
+               coder: bool = True) -> Path:
+    """Write weights + architecture + config atomically (temp file, then rename).
+
+    With ``coder`` (every exported model), the factorised prior's CDF tables and grm's
+    integer entropy model are built here, once, and stored: every machine that codes
+    with the file then uses the same tables. Training checkpoints skip them.
+    """
     from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if coder:
+        model.update(force=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "arch": model.ARCH, "name": name, "config": json.dumps(model.export_config())}
+    meta_coder = {}
+    if coder and hasattr(model, "integer_model"):
+        from .integer_model import VERSION
+        tensors.update(model.integer_model().tensors())
+        meta_coder = {"entropy_model": f"integer/{VERSION}"}
+    meta = {"format": FORMAT, "arch": model.ARCH, "name": name, "config": json.dumps(model.export_config()),
+            **meta_coder}
     if extra:
         meta["extra"] = json.dumps(extra)
     tmp = path.with_name(path.name + ".tmp")
@@ -71,10 +85,14 @@ def load_model(path: str | Path) -> LoadedModel:
         raise ModelFileError(f"{path} is not a valid grm model file: {e}") from None
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a grm model file (format {meta.get('format')!r})")
+    from .integer_model import PREFIX, IntegerEntropyModel
+    coder = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith(PREFIX)]}
     try:
         config = json.loads(meta["config"])
         model = build(meta["arch"], config)
         model.load_state_dict(tensors)
+        if coder:
+            model.attach_integer_model(IntegerEntropyModel.from_tensors(coder, model))
     except ModelFileError:
         raise
     except (KeyError, ValueError, TypeError, RuntimeError) as e:

@@ -18,9 +18,10 @@ def main():
     best = min(history, key=lambda h: h["loss"])
     from grm.model_file import load_model, save_model
     lm = load_model(ckpt / "weights" / f"step-{best['step']:08d}.safetensors")
-    lm.model.update(force=True)   # build the factorised prior's coding tables
     run_id = json.loads((ckpt / "run.json").read_text())["run_id"] if (ckpt / "run.json").is_file() else None
     out = ROOT / "data/models" / f"{name}.safetensors"
+    # Exports the coding tables too: the factorised prior's CDFs and, for grm, the
+    # integer entropy model that makes its files decode on any machine.
     save_model(lm.model, out, name=name, extra={"run_id": run_id, "step": best["step"], "val": best})
     summary = {"selected_step": best["step"], "val_loss": best["loss"], "val_bpp": best["bpp"],
                "val_psnr": best["psnr"], "checkpoints": len(history)}

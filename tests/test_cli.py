@@ -49,9 +49,12 @@ def test_bad_inputs_exit_nonzero_with_one_line(trained_model_path, tmp_path, mak
 
 
 def test_bad_grm_and_model_files(trained_model_path, tmp_path):
-    (tmp_path / "junk.grm").write_bytes(b"GRMc\x01" + bytes(40))
+    (tmp_path / "junk.grm").write_bytes(b"GRMc\x02" + bytes(40))
     r = run("decompress", tmp_path / "junk.grm", tmp_path / "o.png", "--model", trained_model_path)
     assert r.returncode == 1 and "checksum" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "old.grm").write_bytes(b"GRMc\x01" + bytes(40))
+    r = run("decompress", tmp_path / "old.grm", tmp_path / "o.png", "--model", trained_model_path)
+    assert r.returncode == 1 and "format 1" in r.stderr and "re-encode" in r.stderr
     (tmp_path / "m.safetensors").write_bytes(b"\x00" * 100)
     r = run("compress", tmp_path / "junk.grm", tmp_path / "o.grm", "--model", tmp_path / "m.safetensors")
     assert r.returncode == 1 and "not a valid grm model" in r.stderr

@@ -92,6 +92,7 @@ def test_stdin_stdout_bpp_target_info_and_version(models, images, tmp_path):
     r = grm("info", tmp_path / "s.grm", "--models", models)
     out = r.stdout.decode()
     assert r.returncode == 0 and "matches" in out and "decode order:" in out and "model config:" in out
+    assert "entropy model: integer/1, stored" in out
     r = grm("info", tmp_path / "s.grm", "--model", models / "other-q1.safetensors")
     assert r.returncode == 1 and "DOES NOT match" in r.stdout.decode()
     r = grm("--version")

@@ -320,7 +320,7 @@ def _checkpoint(acc, objective, states: Path, weights: Path, step: int, result: 
     tmp = states / f"step-{step:08d}.tmp"
     if acc.is_main_process:
         model = acc.unwrap_model(objective).model
-        save_model(model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}")
+        save_model(model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}", coder=False)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()

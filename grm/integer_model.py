@@ -1,0 +1,102 @@
+"""The portable entropy model: everything that decides a probability table, in integers.
+
+At export, GRM's hyper synthesis h_s, local context, reference feature and the three
+parameter networks become exact integer layers (``integer_ops``) and the mixture's
+transcendental functions become lookup tables (``integer_tables``); both are stored in
+the model file. Encoder and decoder evaluate this model, so a .grm file decodes to the
+same latents on any machine. Training stays float; g_a and g_s stay float (they only
+move reconstruction pixels by rounding noise).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .integer_ops import ACT_LIMIT, FRAC, QLayer, conv2d, conv_transpose2d, linear
+from .integer_tables import TABLE_NAMES, Tables, build_tables
+
+MAX_SYMBOL = 1 << 15    # ŷ is clamped to ±MAX_SYMBOL so every value has a code
+PREFIX = "coder."
+VERSION = 1             # of the integer arithmetic; stored with the tensors
+
+
+def _net_convs(net) -> list[torch.nn.Conv2d]:
+    return [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+
+
+class IntegerEntropyModel:
+    def __init__(self, layers: dict[str, QLayer], tables: Tables, channels: int,
+                 reference: bool, only_last: bool):
+        self.layers, self.tables, self.M = layers, tables, channels
+        self.reference, self.only_last = reference, only_last
+
+    # -- export and storage ------------------------------------------------------------
+    @classmethod
+    def export(cls, model) -> "IntegerEntropyModel":
+        """Quantise a trained GRM's entropy path and build the lookup tables."""
+        cfg = model.config
+        layers = {}
+        hs = _net_convs(model.h_s)
+        for i, conv in enumerate(hs):
+            w = conv.weight.transpose(0, 1) if isinstance(conv, torch.nn.ConvTranspose2d) else conv.weight
+            layers[f"hs{i}"] = QLayer.quantise(w, conv.bias, FRAC, ACT_LIMIT, leaky=i < len(hs) - 1)
+        for name, masked in (("ctx", model.context), ("ref", model.ref_conv)):
+            w, _ = masked.causal_taps()
+            layers[name] = QLayer.quantise(w, masked.bias, 0, MAX_SYMBOL, leaky=False)
+        for k, net in enumerate((model.stage1, model.stage2, model.stage3), 1):
+            convs = _net_convs(net)
+            for i, conv in enumerate(convs):
+                layers[f"s{k}.{i}"] = QLayer.quantise(conv.weight.flatten(1), conv.bias, FRAC, ACT_LIMIT,
+                                                      leaky=i < len(convs) - 1)
+        return cls(layers, Tables(build_tables()), cfg.M, cfg.reference == "on",
+                   cfg.likelihood == "final-stage")
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"{PREFIX}version": torch.tensor([VERSION])}
+        for name, layer in self.layers.items():
+            out.update(layer.tensors(f"{PREFIX}{name}"))
+        out.update({f"{PREFIX}table.{k}": v for k, v in self.tables.tensors().items()})
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], model) -> "IntegerEntropyModel":
+        version = tensors.get(f"{PREFIX}version")
+        if version is None or int(version[0]) != VERSION:
+            raise ValueError(f"integer entropy model version {None if version is None else int(version[0])}, "
+                             f"this grm reads {VERSION}")
+        cfg = model.config
+        names = {k[len(PREFIX):].rsplit(".", 1)[0] for k in tensors if k.endswith(".mult")}
+        layers = {n: QLayer.from_tensors(tensors, PREFIX + n) for n in names}
+        tables = Tables({k: tensors[f"{PREFIX}table.{k}"] for k in TABLE_NAMES if f"{PREFIX}table.{k}" in tensors})
+        expected = {"hs0", "hs1", "hs2", "ctx", "ref"} | {f"s{k}.{i}" for k in (1, 2, 3) for i in range(3)}
+        if names != expected:
+            raise ValueError(f"integer entropy model layers {sorted(names)} do not match {sorted(expected)}")
+        return cls(layers, tables, cfg.M, cfg.reference == "on", cfg.likelihood == "final-stage")
+
+    # -- evaluation ---------------------------------------------------------------------
+    def hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """ẑ (1, N, h/4, w/4) → ψ as (h·w, 2M) rows of integers (exact in float32)."""
+        x = torch.round(z_hat[0].double() * 2 ** FRAC).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        x = conv_transpose2d(x, self.layers["hs0"])
+        x = conv_transpose2d(x, self.layers["hs1"])
+        x = conv2d(x, self.layers["hs2"])
+        return x.flatten(1).t().float().contiguous()
+
+    def local(self, taps: torch.Tensor) -> torch.Tensor:
+        """ŷ at the causal 5×5 taps (P, T·M) → φ_loc (P, 2M)."""
+        return linear(taps.double(), self.layers["ctx"])
+
+    def reference_feature(self, taps: torch.Tensor) -> torch.Tensor:
+        """ŷ at the reference's 3×3 causal taps (P, T·M) → φ_ref (P, 2M)."""
+        return linear(taps.double(), self.layers["ref"])
+
+    def stages(self, phi_loc: torch.Tensor, phi_ref: torch.Tensor, psi: torch.Tensor):
+        """The three parameter networks → (logits, means, σ indices), each (3, P, M) int."""
+        inputs = (phi_loc, torch.cat([phi_loc, phi_ref], 1), torch.cat([phi_loc, phi_ref, psi.double()], 1))
+        outs = []
+        for k, x in enumerate(inputs, 1):
+            for i in range(3):
+                x = linear(x, self.layers[f"s{k}.{i}"])
+            outs.append(x)
+        logits, means, log_scales = torch.stack(outs).long().split(self.M, -1)
+        return logits, means, self.tables.scale_index(log_scales)

@@ -1,0 +1,113 @@
+"""Exact integer layers: the arithmetic of the portable entropy model.
+
+Every operand is an integer held in float64, and at export each layer's accumulator is
+proved to stay below 2^53 (Σ|w|·max|input| + |bias|), so every partial sum is exact and a
+matrix product gives the same integer in any summation order: any thread count, BLAS,
+oneDNN or CUDA kernel. Requantisation is one correctly rounded IEEE multiply and a
+round-half-even, which every IEEE-754 machine performs identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+FRAC = 10                  # activations are integers in units of 2^-FRAC
+ACT_LIMIT = 1 << 22        # |activation| ≤ 4096 in real units
+WEIGHT_MAX = (1 << 15) - 1  # per output channel, the largest |weight| maps to this
+EXACT = float(1 << 53)
+SLOPE = 0.01               # nn.LeakyReLU's default negative slope
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The one place where sums are formed (tests swap in another summation order)."""
+    return torch.matmul(a, b)
+
+
+@dataclass
+class QLayer:
+    """A linear or convolution layer with integer weights.
+
+    weight (out, in) or (out, in, kh, kw); bias in accumulator units; ``mult`` maps an
+    accumulator to output units, ``mult_neg`` does the same for negative accumulators
+    (the LeakyReLU slope folded in; equal to ``mult`` for a linear output).
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    mult: torch.Tensor
+    mult_neg: torch.Tensor
+
+    @classmethod
+    def quantise(cls, weight: torch.Tensor, bias: torch.Tensor, in_frac: int, in_limit: int,
+                 leaky: bool) -> "QLayer":
+        """Float weights (out, in[, kh, kw]) → integer layer with output in units 2^-FRAC."""
+        w = weight.detach().double().cpu().contiguous()
+        b = bias.detach().double().cpu()
+        rows = w.flatten(1)
+        step = rows.abs().amax(1) / WEIGHT_MAX
+        step = torch.where(step > 0, step, torch.ones_like(step))
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        w_int = torch.round(w / step.view(shape))
+        acc_unit = step * 2.0 ** -in_frac          # real value of one accumulator unit
+        b_int = torch.round(b / acc_unit)
+        bound = w_int.flatten(1).abs().sum(1) * in_limit + b_int.abs()
+        if float(bound.max()) >= EXACT:
+            raise ValueError("an entropy-model layer could overflow exact float64 sums; "
+                             "its weights or inputs are too large to export")
+        mult = acc_unit * 2.0 ** FRAC
+        return cls(w_int, b_int, mult, mult * SLOPE if leaky else mult)
+
+    def requantise(self, acc: torch.Tensor, dim: int) -> torch.Tensor:
+        shape = [1] * acc.dim()
+        shape[dim] = -1
+        m = torch.where(acc >= 0, self.mult.view(shape), self.mult_neg.view(shape))
+        return torch.round(acc * m).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+    # -- storage: small integer weights, exact scalars ---------------------------------
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}.weight": self.weight.to(torch.int16), f"{prefix}.bias": self.bias.to(torch.int64),
+                f"{prefix}.mult": self.mult.clone(), f"{prefix}.mult_neg": self.mult_neg.clone()}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], prefix: str) -> "QLayer":
+        return cls(t[f"{prefix}.weight"].double(), t[f"{prefix}.bias"].double(),
+                   t[f"{prefix}.mult"].double(), t[f"{prefix}.mult_neg"].double())
+
+    def to(self, device) -> "QLayer":
+        return QLayer(*(x.to(device) for x in (self.weight, self.bias, self.mult, self.mult_neg)))
+
+
+def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
+    """(P, in) integers → (P, out) integers."""
+    return layer.requantise(matmul(x, layer.weight.t()) + layer.bias, 1)
+
+
+def conv2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
+    """Stride-1 'same' convolution of (C, H, W) integers, one matrix product per tap."""
+    c, h, w = x.shape
+    k = layer.weight.shape[-1]
+    p = k // 2
+    xp = torch.nn.functional.pad(x, (p, p, p, p))
+    acc = layer.bias.view(-1, 1).expand(-1, h * w).clone()
+    for ky in range(k):
+        for kx in range(k):
+            acc += matmul(layer.weight[:, :, ky, kx], xp[:, ky:ky + h, kx:kx + w].reshape(c, -1))
+    return layer.requantise(acc, 0).view(-1, h, w)
+
+
+def conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
+    """Stride-2 transposed convolution (padding k//2, output padding 1) of (C, H, W):
+    each tap's product is added into every other output row and column."""
+    c, h, w = x.shape
+    k = layer.weight.shape[-1]
+    p = k // 2
+    out = torch.zeros(layer.weight.shape[0], 2 * h + k - 1, 2 * w + k - 1, dtype=x.dtype, device=x.device)
+    flat = x.reshape(c, -1)
+    for ky in range(k):
+        for kx in range(k):
+            part = matmul(layer.weight[:, :, ky, kx], flat).view(-1, h, w)
+            out[:, ky:ky + 2 * h:2, kx:kx + 2 * w:2] += part
+    acc = out[:, p:p + 2 * h, p:p + 2 * w] + layer.bias.view(-1, 1, 1)
+    return layer.requantise(acc, 0)

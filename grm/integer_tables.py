@@ -1,0 +1,130 @@
+"""Lookup tables and integer coding tables: the mixture without exp, erf or log.
+
+The tables are built once at export (where libm may round differently from machine to
+machine) and stored in the model file, so every decoder reads the same integers. At
+coding time only integer operations, table lookups and single correctly rounded IEEE
+multiplies are used, so the frequency tables come out identical everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .integer_ops import FRAC
+from .mixture import LOG_SCALE_MAX, MAX_HALF_WIDTH, SCALE_MIN, TAIL_SIGMAS, CodingTables
+from .reference import SIM_MIN
+
+CDF_BITS = 30               # Φ in units of 2^-30
+T_BITS = 16                 # standardised arguments in units of 2^-16
+T_STEP_BITS = 8             # Φ tabulated every 2^-8, linearly interpolated in between
+T_MAX = 8                   # |t| ≥ 8: Φ is 0 or 1 at 2^-30
+LS_STEP_BITS = 8            # log σ rounded to multiples of 2^-8
+LS_MIN = -8                 # below this σ = SCALE_MIN + exp(log σ) is SCALE_MIN to 3e-3
+WEIGHT_BITS = 16            # mixture weights: exp(−Δlogit) in units of 2^-16
+EXP_SPAN = 16               # Δlogit ≥ 16: weight 0
+MANT_BITS = 12              # log of a float's mantissa, 4096 entries
+EXP_RANGE = 64              # log of 2^e for e in [-64, 64)
+
+TABLE_NAMES = ("phi", "inv_sigma", "sigma", "exp", "log_mant", "log_exp")
+
+
+def _log_sigma_grid() -> np.ndarray:
+    step = 2.0 ** -LS_STEP_BITS
+    return np.arange(LS_MIN / step, LOG_SCALE_MAX / step + 1) * step
+
+
+def build_tables() -> dict[str, torch.Tensor]:
+    """The lookup tables (built with libm once, at export)."""
+    t = np.arange(-T_MAX * 2 ** T_STEP_BITS, T_MAX * 2 ** T_STEP_BITS + 1) / 2 ** T_STEP_BITS
+    phi = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in t])
+    sigma = SCALE_MIN + np.exp(_log_sigma_grid())
+    d = np.arange(EXP_SPAN * 2 ** FRAC + 1) / 2 ** FRAC
+    mant = 0.5 + (np.arange(2 ** MANT_BITS) + 0.5) / 2 ** (MANT_BITS + 1)
+    e = np.arange(-EXP_RANGE, EXP_RANGE)
+    tables = {
+        "phi": np.round(phi * 2 ** CDF_BITS),
+        "inv_sigma": 2.0 ** T_BITS / (sigma * 2 ** FRAC),       # (d in 2^-FRAC) → t in 2^-T_BITS
+        "sigma": np.round(sigma * 2 ** FRAC),
+        "exp": np.round(np.exp(-d) * 2 ** WEIGHT_BITS),
+        "log_mant": np.round(np.log(mant) * 2 ** FRAC),
+        "log_exp": np.round(e * math.log(2.0) * 2 ** FRAC),
+    }
+    tables["exp"][-1] = 0
+    out = {k: torch.from_numpy(v.astype(np.int64)) for k, v in tables.items() if k != "inv_sigma"}
+    out["inv_sigma"] = torch.from_numpy(tables["inv_sigma"])
+    return out
+
+
+class Tables:
+    """The stored lookup tables, with the integer functions built on them."""
+
+    def __init__(self, t: dict[str, torch.Tensor]):
+        missing = [k for k in TABLE_NAMES if k not in t]
+        if missing:
+            raise ValueError(f"entropy tables missing: {missing}")
+        self.phi, self.sigma, self.exp = t["phi"].long(), t["sigma"].long(), t["exp"].long()
+        self.inv_sigma = t["inv_sigma"].double()
+        self.log_mant, self.log_exp = t["log_mant"].long(), t["log_exp"].long()
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"phi": self.phi, "inv_sigma": self.inv_sigma, "sigma": self.sigma, "exp": self.exp,
+                "log_mant": self.log_mant, "log_exp": self.log_exp}
+
+    # -- integer functions ------------------------------------------------------------
+    def scale_index(self, log_scale: torch.Tensor) -> torch.Tensor:
+        """log σ (units 2^-FRAC) → index into the σ grid (nearest multiple of 2^-8)."""
+        shift = FRAC - LS_STEP_BITS
+        i = (log_scale.long() + (1 << (shift - 1))) >> shift
+        return (i - LS_MIN * 2 ** LS_STEP_BITS).clamp_(0, self.sigma.numel() - 1)
+
+    def cdf(self, d: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Φ(d / σ_s) in units of 2^-CDF_BITS, for d in units of 2^-FRAC (int64)."""
+        t = torch.round(d.double() * self.inv_sigma[s]).long()
+        limit = T_MAX << T_BITS
+        t = t.clamp_(-limit, limit - 1) + limit
+        shift = T_BITS - T_STEP_BITS
+        i, f = t >> shift, t & ((1 << shift) - 1)
+        lo = self.phi[i]
+        return lo + (((self.phi[i + 1] - lo) * f) >> shift)
+
+    def bin_prob(self, v: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """P(round(X) = v), X ~ N(mean, σ_s), in units of 2^-CDF_BITS (stable side)."""
+        d = (v.long() * 2 ** FRAC - mean.long()).abs()
+        half = 1 << (FRAC - 1)
+        return self.cdf(half - d, s) - self.cdf(-half - d, s)
+
+    def log(self, v: torch.Tensor) -> torch.Tensor:
+        """ln v for v in [SIM_MIN, 1] (float64), in units of 2^-FRAC."""
+        m, e = torch.frexp(v.clamp(SIM_MIN, 1.0))
+        i = (m * 2 ** (MANT_BITS + 1)).long() - 2 ** MANT_BITS
+        return self.log_mant[i.clamp_(0, 2 ** MANT_BITS - 1)] + self.log_exp[e.long() + EXP_RANGE]
+
+    def coding_tables(self, logits: torch.Tensor, means: torch.Tensor, s: torch.Tensor,
+                      only_last: bool) -> CodingTables:
+        """Per-symbol frequency tables for C symbols from (K, C) integer parameters.
+
+        Same layout as ``mixture.coding_tables``: a window around the mixture mean wide
+        enough for every component's mean ± TAIL_SIGMAS·σ, then an escape bin.
+        """
+        diff = (logits.amax(0) - logits).long().clamp_(max=self.exp.numel() - 1)
+        w = self.exp[diff]                                                   # K, C
+        if only_last:
+            w[:-1] = 0
+        total = w.sum(0)
+        m = means.long()
+        one = 1 << FRAC
+        centre = torch.div((w * m).sum(0) + total * (one // 2), total * one, rounding_mode="floor")
+        reach = ((m - centre * one).abs() + int(TAIL_SIGMAS) * self.sigma[s]).amax(0)   # C, 2^-FRAC
+        half = int(min(MAX_HALF_WIDTH, max(1, -(-int(reach.max()) // one))))
+        length = 2 * half + 1
+        edges = (centre.unsqueeze(1) - half + torch.arange(length + 1)) * one - one // 2      # C, L+1
+        cum = self.cdf(edges.unsqueeze(0) - m.unsqueeze(-1), s.unsqueeze(-1))                 # K, C, L+1
+        pmf = (w.unsqueeze(-1) * (cum[..., 1:] - cum[..., :-1])).sum(0)                      # C, L
+        tail = (total << CDF_BITS).unsqueeze(1) - pmf.sum(1, keepdim=True)
+        probs = torch.cat([pmf, tail], 1).double()
+        return CodingTables(probs.numpy(),
+                            (centre - half).numpy().astype(np.int32), centre.double().numpy(),
+                            (reach.double() / one).clamp(min=1.0).numpy())

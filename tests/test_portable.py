@@ -1,0 +1,116 @@
+"""Portable bitstreams: the entropy model is exact integer arithmetic, so a file decodes
+the same on any thread count and with any summation order (as on another machine)."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import grm.integer_ops as integer_ops
+from grm.codec import decode_bytes, encode_array
+from grm.integer_model import IntegerEntropyModel
+from grm.integer_tables import Tables
+from grm.model import GRM
+from grm.model_file import load_model, save_model
+from grm.pipeline.sample_images import bundled_photos
+from grm.image_io import read_image
+
+
+@pytest.fixture(scope="module")
+def photos():
+    out = []
+    for name, (top, left) in (("coffee", (100, 200)), ("chelsea", (60, 120))):
+        arr, _ = read_image(bundled_photos()[name])
+        out.append(np.ascontiguousarray(arr[top:top + 96, left:left + 160]))
+    return out
+
+
+@pytest.fixture(scope="module", params=["raster", "wavefront"])
+def model_file(request, tmp_path_factory):
+    torch.manual_seed(1)
+    model = GRM({"base": "small", "decode_order": request.param}).eval()
+    return load_model(save_model(model, tmp_path_factory.mktemp("m") / "m.safetensors", "portable"))
+
+
+def _with_threads(n, fn, *args):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_files_decode_bit_exactly_across_thread_counts(model_file, photos):
+    threads = (1, 2, 4)
+    for rgb in photos:
+        for t_enc in threads:
+            enc = _with_threads(t_enc, encode_array, model_file, rgb)
+            for t_dec in threads:
+                _, y = _with_threads(t_dec, decode_bytes, model_file, enc.data)
+                assert torch.equal(y, enc.y_symbols), (t_enc, t_dec)
+
+
+def _reversed_numpy_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Another summation order on another library: numpy, inner dimension in reverse
+    chunks of 7. Exact integer sums must not notice."""
+    A, B = a.double().numpy(), b.double().numpy()
+    out = np.zeros((A.shape[0], B.shape[1]))
+    for k in reversed(range(0, A.shape[1], 7)):
+        out += A[:, k:k + 7] @ B[k:k + 7]
+    return torch.from_numpy(out).to(a.dtype)
+
+
+def test_second_summation_order_gives_identical_tables(model_file, photos, monkeypatch):
+    original = Tables.coding_tables
+    digest = hashlib.sha256()
+
+    def record(self, *args):
+        t = original(self, *args)
+        for arr in (t.probs, t.offsets, t.centre, t.spread):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        return t
+    monkeypatch.setattr(Tables, "coding_tables", record)
+    enc = encode_array(model_file, photos[0])
+    first, digest = digest, hashlib.sha256()
+    monkeypatch.setattr(integer_ops, "matmul", _reversed_numpy_matmul)
+    _, y = decode_bytes(model_file, enc.data)
+    assert torch.equal(y, enc.y_symbols)
+    assert first.hexdigest() == digest.hexdigest()
+
+
+def test_model_file_carries_the_integer_model(model_file):
+    stored = model_file.model.integer_model()
+    fresh = IntegerEntropyModel.export(model_file.model)
+    assert stored is model_file.model.integer_model()      # the stored one, not rebuilt
+    for name, t in fresh.tensors().items():
+        assert torch.equal(stored.tensors()[name], t), name
+
+
+def test_integer_layers_follow_the_float_networks():
+    """Quantisation error only: the integer hyper synthesis and parameter networks
+    reproduce the float ones to a small fraction of their range."""
+    torch.manual_seed(0)
+    model = GRM("small").eval()
+    coder = IntegerEntropyModel.export(model)
+    z = torch.round(torch.randn(1, model.config.N, 3, 4) * 3)
+    with torch.no_grad():
+        psi = model.h_s(z)[0].flatten(1).t()
+    psi_int = coder.hyper(z).double() / 2 ** integer_ops.FRAC
+    assert (psi_int - psi).abs().max() < 0.01 * psi.abs().max() + 0.01
+    y = torch.round(torch.randn(1, model.config.M, 8, 8) * 2)
+    with torch.no_grad():
+        logits, means, scales, _ = model.entropy_parameters(y, torch.zeros(1, 2 * model.config.M, 8, 8))
+    # the first position: no reference, zero ψ, only the context's zero padding
+    phi = coder.local(torch.zeros(1, 12 * model.config.M))
+    _, m_int, _ = coder.stages(phi, torch.zeros(1, 2 * model.config.M, dtype=torch.float64),
+                               torch.zeros(1, 2 * model.config.M))
+    ref = means[:, 0, :, 0, 0]
+    assert (m_int[:, 0].double() / 2 ** integer_ops.FRAC - ref).abs().max() < 0.01 * ref.abs().max() + 0.01
+
+
+def test_layers_that_could_overflow_exact_sums_are_refused():
+    w = torch.full((2, 4), 1.0)
+    with pytest.raises(ValueError, match="exact float64"):
+        integer_ops.QLayer.quantise(w, torch.tensor([1e12, 0.0]) , 10, 1 << 22, leaky=False)
