@@ -38,6 +38,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     from compressai.models import JointAutoregressiveHierarchicalPriors
+    from grm.integer_model import IntegerEntropyModel
     from grm.model import GRM, config_from
     cfg = config_from(args.config)
     w, h = map(int, args.size.split("x"))
@@ -55,6 +56,7 @@ def main():
             torch.manual_seed(0)
             grm = GRM(dataclasses.replace(cfg, decode_order=order)).eval()
             grm.update(force=True)
+            grm.attach_integer_model(IntegerEntropyModel.export(grm))   # as a model file carries it
             ge, (gs, ys) = timed(lambda: grm.compress(x), args.repeat)
             gd, (_, yd) = timed(lambda: grm.decompress(gs, h, w), args.repeat)
             assert torch.equal(ys, yd), "decoder out of sync"
