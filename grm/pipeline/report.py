@@ -172,7 +172,10 @@ def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget
     lines = ["# grm rate–distortion report", "",
              f"Evaluation set: {images} images; every number below comes from real files "
              f"that were written and decoded.", "", *([budget, ""] if budget else []),
-             "![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", ""]
+             "![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", "",
+             "bpp is the size of the real file; est. bpp is the float model's own estimate, so the "
+             "difference is what the container and the coder cost (for grm, including the portable "
+             "integer entropy model).", ""]
     metrics: dict = {}
     for c in curves:
         if c.kind == "classic":
