@@ -76,11 +76,11 @@ class IntegerEntropyModel:
     # -- evaluation ---------------------------------------------------------------------
     def hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
         """ẑ (1, N, h/4, w/4) → ψ as (h·w, 2M) rows of integers (exact in float32)."""
-        x = torch.round(z_hat[0].double() * 2 ** FRAC).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        x = torch.round(z_hat[0].double() * 2 ** FRAC).clamp_(-ACT_LIMIT, ACT_LIMIT).float()
         x = conv_transpose2d(x, self.layers["hs0"])
         x = conv_transpose2d(x, self.layers["hs1"])
         x = conv2d(x, self.layers["hs2"])
-        return x.flatten(1).t().float().contiguous()
+        return x.flatten(1).t().contiguous()
 
     def local(self, taps: torch.Tensor) -> torch.Tensor:
         """ŷ at the causal 5×5 taps (P, T·M) → φ_loc (P, 2M)."""

@@ -84,17 +84,26 @@ def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     return layer.requantise(matmul(x, layer.weight.t()) + layer.bias, 1)
 
 
+BAND = 16  # output rows per step of a convolution: memory does not grow with the image
+
+
 def conv2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
-    """Stride-1 'same' convolution of (C, H, W) integers, one matrix product per tap."""
+    """Stride-1 'same' convolution of (C, H, W) integers (float32 storage, exact below
+    2^24), one float64 matrix product per tap, in bands of output rows."""
     c, h, w = x.shape
     k = layer.weight.shape[-1]
     p = k // 2
     xp = torch.nn.functional.pad(x, (p, p, p, p))
-    acc = layer.bias.view(-1, 1).expand(-1, h * w).clone()
-    for ky in range(k):
-        for kx in range(k):
-            acc += matmul(layer.weight[:, :, ky, kx], xp[:, ky:ky + h, kx:kx + w].reshape(c, -1))
-    return layer.requantise(acc, 0).view(-1, h, w)
+    out = torch.empty(layer.weight.shape[0], h, w, dtype=torch.float32, device=x.device)
+    for r0 in range(0, h, BAND):
+        rows = min(BAND, h - r0)
+        acc = layer.bias.view(-1, 1).expand(-1, rows * w).clone()
+        for ky in range(k):
+            for kx in range(k):
+                tap = xp[:, r0 + ky:r0 + ky + rows, kx:kx + w].reshape(c, -1).double()
+                acc += matmul(layer.weight[:, :, ky, kx], tap)
+        out[:, r0:r0 + rows] = layer.requantise(acc, 0).view(-1, rows, w)
+    return out
 
 
 def conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
@@ -103,11 +112,11 @@ def conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     c, h, w = x.shape
     k = layer.weight.shape[-1]
     p = k // 2
-    out = torch.zeros(layer.weight.shape[0], 2 * h + k - 1, 2 * w + k - 1, dtype=x.dtype, device=x.device)
-    flat = x.reshape(c, -1)
+    out = torch.zeros(layer.weight.shape[0], 2 * h + k - 1, 2 * w + k - 1, dtype=torch.float64, device=x.device)
+    flat = x.reshape(c, -1).double()
     for ky in range(k):
         for kx in range(k):
             part = matmul(layer.weight[:, :, ky, kx], flat).view(-1, h, w)
             out[:, ky:ky + 2 * h:2, kx:kx + 2 * w:2] += part
     acc = out[:, p:p + 2 * h, p:p + 2 * w] + layer.bias.view(-1, 1, 1)
-    return layer.requantise(acc, 0)
+    return layer.requantise(acc, 0).float()
