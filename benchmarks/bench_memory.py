@@ -26,6 +26,9 @@ cfg = dataclasses.replace(config_from(cfg_name), decode_order=order)
 torch.manual_seed(0)
 model = (GRM(cfg) if which == "grm" else Peer("mbt2018", cfg)).eval()
 model.update(force=True)
+if which == "grm":   # as a model file carries it
+    from grm.integer_model import IntegerEntropyModel
+    model.attach_integer_model(IntegerEntropyModel.export(model))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 with torch.no_grad():
