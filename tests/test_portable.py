@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import grm.integer_ops as integer_ops
+from grm import container
 from grm.codec import decode_bytes, encode_array
 from grm.integer_model import IntegerEntropyModel
 from grm.integer_tables import Tables
@@ -114,3 +115,18 @@ def test_layers_that_could_overflow_exact_sums_are_refused():
     w = torch.full((2, 4), 1.0)
     with pytest.raises(ValueError, match="exact float64"):
         integer_ops.QLayer.quantise(w, torch.tensor([1e12, 0.0]) , 10, 1 << 22, leaky=False)
+
+
+def test_model_file_without_integer_model_still_codes(model_file, photos, tmp_path):
+    """A file exported before integer entropy models: the integer model is built from its
+    float weights at load, which on one machine gives the very tables a stored one holds."""
+    old = load_model(save_model(model_file.model, tmp_path / "old.safetensors", "portable", coder=False))
+    assert getattr(old.model, "_integer_model", None) is None
+    enc = encode_array(old, photos[1])
+    stored = load_model(save_model(old.model, tmp_path / "new.safetensors", "portable"))
+    assert stored.model.integer_model() is stored.model.integer_model()
+    f = container.unpack(enc.data)     # the same file, pointed at the re-exported model
+    data = container.pack(container.GrmFile(f.model_name, stored.weights_hash, f.height, f.width,
+                                            f.symbols_checksum, f.streams))
+    _, y = decode_bytes(stored, data)
+    assert torch.equal(y, enc.y_symbols)
