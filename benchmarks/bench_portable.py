@@ -24,10 +24,8 @@ def _estimate_bytes(model, x: torch.Tensor) -> float:
     return float(-torch.log2(out["likelihoods"]["y"]).sum()) / 8
 
 
-def _row(name: str, model, rgb: np.ndarray) -> tuple[float, float]:
-    from grm.image_io import to_tensor
-    x = to_tensor(rgb)
-    h, w = rgb.shape[:2]
+def _row(name: str, model, x: torch.Tensor) -> tuple[float, float]:
+    h, w = x.shape[-2:]
     est = _estimate_bytes(model, x)
     t = time.perf_counter()
     with torch.no_grad():
@@ -53,22 +51,20 @@ def main():
     ap.add_argument("--size", default="768x512", help="with --config: the photo's size")
     ap.add_argument("--order", default="wavefront", help="with --config: decode order")
     args = ap.parse_args()
-    from grm.image_io import read_image
+    from grm.image_io import read_image, to_tensor
     print(f"{'model / image':28s} {'size':>11s} {'est bpp':>9s} {'real bpp':>9s} {'enc s':>7s} {'dec s':>7s} "
           f"{'cost':>8s}   (ŷ stream; threads={torch.get_num_threads()})")
     totals = np.zeros(2)
     if args.config:
         from grm.integer_model import IntegerEntropyModel
         from grm.model import GRM, config_from
-        from grm.pipeline.sample_images import bundled_photos
-        from PIL import Image
+        from bench_codec import photo
         torch.manual_seed(0)
         model = GRM({**config_from(args.config).to_dict(), "decode_order": args.order}).eval()
         model.update(force=True)
         model.attach_integer_model(IntegerEntropyModel.export(model))   # as a model file carries it
         w, h = map(int, args.size.split("x"))
-        rgb = np.asarray(Image.open(bundled_photos()["coffee"]).convert("RGB").resize((w, h), Image.LANCZOS))
-        totals += _row(f"{args.config} (untrained)/coffee", model, rgb)
+        totals += _row(f"{args.config} (untrained)/coffee", model, photo(w, h))
     else:
         from grm.model_file import load_model
         paths = sorted(p for p in Path(args.models).glob("*.safetensors"))
@@ -81,7 +77,7 @@ def main():
                 continue
             for img in images:
                 rgb, _ = read_image(img)
-                totals += _row(f"{lm.name}/{img.stem}", lm.model, rgb)
+                totals += _row(f"{lm.name}/{img.stem}", lm.model, to_tensor(rgb))
     if not totals[0]:
         raise SystemExit(f"no grm models in {args.models}")
     print(f"all: integer coder writes {100 * (totals[1] / totals[0] - 1):+.2f}% vs the float estimate "

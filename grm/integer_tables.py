@@ -36,6 +36,12 @@ def _log_sigma_grid() -> np.ndarray:
     return np.arange(LS_MIN / step, LOG_SCALE_MAX / step + 1) * step
 
 
+def _lengths() -> dict[str, int]:
+    sigmas = len(_log_sigma_grid())
+    return {"phi": 2 * T_MAX * 2 ** T_STEP_BITS + 1, "inv_sigma": sigmas, "sigma": sigmas,
+            "exp": EXP_SPAN * 2 ** FRAC + 1, "log_mant": 2 ** MANT_BITS, "log_exp": 2 * EXP_RANGE}
+
+
 def build_tables() -> dict[str, torch.Tensor]:
     """The lookup tables (built with libm once, at export)."""
     t = np.arange(-T_MAX * 2 ** T_STEP_BITS, T_MAX * 2 ** T_STEP_BITS + 1) / 2 ** T_STEP_BITS
@@ -65,13 +71,17 @@ class Tables:
         missing = [k for k in TABLE_NAMES if k not in t]
         if missing:
             raise ValueError(f"entropy tables missing: {missing}")
+        # The grids are constants of this code: tables built for other grids would be
+        # indexed wrongly (consistently on both sides, so silently), hence refused.
+        wrong = [k for k, n in _lengths().items() if t[k].shape != (n,)]
+        if wrong:
+            raise ValueError(f"entropy tables {wrong} do not match this grm's lookup grids")
         self.phi, self.sigma, self.exp = t["phi"].long(), t["sigma"].long(), t["exp"].long()
         self.inv_sigma = t["inv_sigma"].double()
         self.log_mant, self.log_exp = t["log_mant"].long(), t["log_exp"].long()
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"phi": self.phi, "inv_sigma": self.inv_sigma, "sigma": self.sigma, "exp": self.exp,
-                "log_mant": self.log_mant, "log_exp": self.log_exp}
+        return {k: getattr(self, k) for k in TABLE_NAMES}
 
     # -- integer functions ------------------------------------------------------------
     def scale_index(self, log_scale: torch.Tensor) -> torch.Tensor:
@@ -106,8 +116,8 @@ class Tables:
                       only_last: bool) -> CodingTables:
         """Per-symbol frequency tables for C symbols from (K, C) integer parameters.
 
-        Same layout as ``mixture.coding_tables``: a window around the mixture mean wide
-        enough for every component's mean ± TAIL_SIGMAS·σ, then an escape bin.
+        A window around the mixture mean wide enough for every component's
+        mean ± TAIL_SIGMAS·σ (at most 2·MAX_HALF_WIDTH+1 symbols), then an escape bin.
         """
         diff = (logits.amax(0) - logits).long().clamp_(max=self.exp.numel() - 1)
         w = self.exp[diff]                                                   # K, C

@@ -22,6 +22,7 @@ from .integer_model import MAX_SYMBOL
 from . import integer_ops
 from .integer_tables import CDF_BITS
 from .mixture import CodingTables
+from .model import STRIDE, Y_STRIDE
 from .reference import DESCRIPTOR_TAPS, SIM_MIN, decode_groups
 
 PAD = 2  # the 5×5 context reaches two positions out
@@ -64,7 +65,7 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
     tables = coder.tables
     M = coder.M
     psi = coder.hyper(z_hat)                                              # h·w, 2M
-    h, w = z_hat.shape[-2] * 4, z_hat.shape[-1] * 4
+    h, w = (n * (STRIDE // Y_STRIDE) for n in z_hat.shape[-2:])      # ŷ positions per ẑ position
     n = h * w
     groups = decode_groups(h, w, model.config.decode_order)
     # Everything per position is laid out in decoding order, so a group is a slice.

@@ -49,13 +49,13 @@ def mixture_likelihood(v: torch.Tensor, logits: torch.Tensor, means: torch.Tenso
 class CodingTables:
     """What the entropy coder needs for a group of C symbols.
 
-    probs[c] holds the mixture's probability of the L symbols offset[c] … offset[c]+L−1
-    followed by one escape bin with the remaining tail mass; a symbol outside the
+    probs[c] holds the mixture's integer frequencies of the L symbols offset[c] …
+    offset[c]+L−1 followed by one escape bin with the remaining tail mass; a symbol outside the
     window is coded as the escape bin and then on its own with a wide quantised
     Gaussian of width ``spread[c]`` around ``centre[c]``.
     """
 
-    probs: np.ndarray       # (C, L+1) float32
+    probs: np.ndarray       # (C, L+1) float64 holding integers (the coder normalises)
     offsets: np.ndarray     # (C,) int32
     centre: np.ndarray      # (C,) float64
     spread: np.ndarray      # (C,) float64

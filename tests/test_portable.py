@@ -130,3 +130,11 @@ def test_model_file_without_integer_model_still_codes(model_file, photos, tmp_pa
                                             f.symbols_checksum, f.streams))
     _, y = decode_bytes(stored, data)
     assert torch.equal(y, enc.y_symbols)
+
+
+def test_tables_for_other_grids_are_refused():
+    from grm.integer_tables import build_tables
+    tables = build_tables()
+    tables["sigma"] = tables["sigma"][::4].contiguous()
+    with pytest.raises(ValueError, match="lookup grids"):
+        Tables(tables)
