@@ -79,8 +79,7 @@ class IntegerEntropyModel:
         x = torch.round(z_hat[0].double() * 2 ** FRAC).clamp_(-ACT_LIMIT, ACT_LIMIT).float()
         x = conv_transpose2d(x, self.layers["hs0"])
         x = conv_transpose2d(x, self.layers["hs1"])
-        x = conv2d(x, self.layers["hs2"])
-        return x.flatten(1).t().contiguous()
+        return conv2d(x, self.layers["hs2"], as_rows=True)
 
     def local(self, taps: torch.Tensor) -> torch.Tensor:
         """ŷ at the causal 5×5 taps (P, T·M) → φ_loc (P, 2M)."""

@@ -84,31 +84,45 @@ def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     return layer.requantise(matmul(x, layer.weight.t()) + layer.bias, 1)
 
 
-BAND = 16  # output rows per step of a convolution: memory does not grow with the image
+BAND = 16  # input rows per step of a convolution: memory does not grow with the image
 
 
-def conv2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
-    """Stride-1 'same' convolution of (C, H, W) integers (float32 storage, exact below
-    2^24), one float64 matrix product per tap, in bands of output rows."""
+def _in_bands(op, x: torch.Tensor, layer: QLayer, up: int, as_rows: bool) -> torch.Tensor:
+    """op over (C, H, W) in bands of BAND input rows, each read with a margin of rows that
+    covers the kernel; ``up`` output rows per input row. Sums are exact integers, so each
+    band's rows equal those of the whole-image product bit for bit. ``as_rows`` returns
+    (H'·W', C') position rows, filled band by band (no full-size transposed copy)."""
+    h = x.shape[1]
+    margin = layer.weight.shape[-1] // 2
+    out = None
+    for r0 in range(0, h, BAND):
+        r1 = min(h, r0 + BAND)
+        a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
+        part = op(x[:, a0:a1], layer)[:, (r0 - a0) * up:(r1 - a0) * up]
+        if out is None:
+            shape = (h * up * part.shape[2], part.shape[0]) if as_rows else (part.shape[0], h * up, part.shape[2])
+            out = torch.empty(shape, dtype=part.dtype, device=part.device)
+        if as_rows:
+            n = part.shape[1] * part.shape[2]
+            out[r0 * up * part.shape[2]:][:n] = part.flatten(1).t()
+        else:
+            out[:, r0 * up:r1 * up] = part
+    return out
+
+
+def _conv2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     c, h, w = x.shape
     k = layer.weight.shape[-1]
     p = k // 2
     xp = torch.nn.functional.pad(x, (p, p, p, p))
-    out = torch.empty(layer.weight.shape[0], h, w, dtype=torch.float32, device=x.device)
-    for r0 in range(0, h, BAND):
-        rows = min(BAND, h - r0)
-        acc = layer.bias.view(-1, 1).expand(-1, rows * w).clone()
-        for ky in range(k):
-            for kx in range(k):
-                tap = xp[:, r0 + ky:r0 + ky + rows, kx:kx + w].reshape(c, -1).double()
-                acc += matmul(layer.weight[:, :, ky, kx], tap)
-        out[:, r0:r0 + rows] = layer.requantise(acc, 0).view(-1, rows, w)
-    return out
+    acc = layer.bias.view(-1, 1).expand(-1, h * w).clone()
+    for ky in range(k):
+        for kx in range(k):
+            acc += matmul(layer.weight[:, :, ky, kx], xp[:, ky:ky + h, kx:kx + w].reshape(c, -1).double())
+    return layer.requantise(acc, 0).view(-1, h, w).float()
 
 
-def conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
-    """Stride-2 transposed convolution (padding k//2, output padding 1) of (C, H, W):
-    each tap's product is added into every other output row and column."""
+def _conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     c, h, w = x.shape
     k = layer.weight.shape[-1]
     p = k // 2
@@ -120,3 +134,15 @@ def conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
             out[:, ky:ky + 2 * h:2, kx:kx + 2 * w:2] += part
     acc = out[:, p:p + 2 * h, p:p + 2 * w] + layer.bias.view(-1, 1, 1)
     return layer.requantise(acc, 0).float()
+
+
+def conv2d(x: torch.Tensor, layer: QLayer, as_rows: bool = False) -> torch.Tensor:
+    """Stride-1 'same' convolution of (C, H, W) integers (float32 storage, exact below
+    2^24): one float64 matrix product per tap."""
+    return _in_bands(_conv2d, x, layer, 1, as_rows)
+
+
+def conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
+    """Stride-2 transposed convolution (padding k//2, output padding 1) of (C, H, W):
+    each tap's product is added into every other output row and column."""
+    return _in_bands(_conv_transpose2d, x, layer, 2, False)

@@ -35,22 +35,34 @@ def _flat_taps(r: torch.Tensor, c: torch.Tensor, taps, stride: int) -> torch.Ten
     return (r.unsqueeze(1) + dy) * stride + c.unsqueeze(1) + dx
 
 
+CANDIDATES = 16384  # candidates compared per step: the similarity matrix stays small
+
+
 def _best_reference(d, d_norm, cand, cand_norm, largest: int):
     """Index and cosine of each query's most similar candidate (first one on ties).
 
     Descriptors are integers, so their dot products are exact in float32 whenever
     Σ|query| · max|ŷ| < 2^24 (in float64 otherwise); the cosine is then one correctly
-    rounded multiply and divide: the same choice on every machine.
+    rounded multiply and divide: the same choice on every machine. Candidates are taken
+    in blocks, and a later block wins only with a strictly larger cosine, as one argmax
+    over all of them would choose.
     """
-    bound = float(d.abs().sum(1).max()) * largest
-    if bound < 2 ** 24 and torch.get_float32_matmul_precision() == "highest":
-        dots = integer_ops.matmul(d, cand.t()).double()
-    else:
-        dots = integer_ops.matmul(d.double(), cand.double().t())
-    denom = d_norm.unsqueeze(1) * cand_norm.unsqueeze(0)
-    cos = torch.where(denom > 0, dots / denom.clamp(min=1.0), torch.zeros_like(dots))
-    j = cos.argmax(1)
-    return j, cos.gather(1, j.unsqueeze(1)).squeeze(1)
+    exact32 = float(d.abs().sum(1).max()) * largest < 2 ** 24 and \
+        torch.get_float32_matmul_precision() == "highest"
+    q = d if exact32 else d.double()
+    best_j = torch.zeros(d.shape[0], dtype=torch.long)
+    best = torch.full((d.shape[0],), -float("inf"), dtype=torch.float64)
+    for start in range(0, cand.shape[0], CANDIDATES):
+        block = cand[start:start + CANDIDATES]
+        dots = integer_ops.matmul(q, (block if exact32 else block.double()).t()).double()
+        denom = d_norm.unsqueeze(1) * cand_norm[start:start + CANDIDATES].unsqueeze(0)
+        cos = dots.div_(denom.clamp(min=1.0)).masked_fill_(denom <= 0, 0.0)
+        j = cos.argmax(1)
+        val = cos.gather(1, j.unsqueeze(1)).squeeze(1)
+        better = val > best
+        best = torch.where(better, val, best)
+        best_j = torch.where(better, j + start, best_j)
+    return best_j, best
 
 
 def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
@@ -77,7 +89,6 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
     at_ctx = _flat_taps(r, c, model.context.causal_taps()[1], stride)
     at_dsc = _flat_taps(r, c, DESCRIPTOR_TAPS, stride)
     at_ref = _flat_taps(r, c, model.ref_conv.causal_taps()[1], stride)
-    psi = psi[order]
     # Per decoded position: its descriptor and norm, and log U of its own symbols.
     if coder.reference:
         desc = torch.zeros(n, 4 * M)
@@ -101,7 +112,7 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
                 phi_ref = coder.reference_feature(ybuf.index_select(0, at_ref[j].flatten()).view(p, -1))
             else:
                 bias = first_bias.expand(p)
-        logits, means, scale_idx = coder.stages(phi_loc, phi_ref, psi[now])        # each 3, P, M
+        logits, means, scale_idx = coder.stages(phi_loc, phi_ref, psi.index_select(0, idx))        # each 3, P, M
         if bias is not None:
             logits[1] += bias.view(p, 1)
         sym = code_group(idx, tables.coding_tables(logits.reshape(3, -1), means.reshape(3, -1),
@@ -112,9 +123,8 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
             mass = tables.bin_prob(sym, means[0], scale_idx[0]).sum(1)
             log_conf[now] = tables.log(mass.double() / (M << CDF_BITS))
         done += p
-    out = torch.empty(n, M)
-    out[order] = ybuf[at_self]
-    return out.t().reshape(1, M, h, w)
+    grid = ybuf.view(h + PAD, stride, M)[PAD:, PAD:PAD + w]
+    return grid.permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def padded_stream(data: bytes, n_symbols: int) -> bytes:
@@ -149,10 +159,10 @@ def encode_latents(model, y_sym: torch.Tensor, z_hat: torch.Tensor) -> bytes:
     _check_single(z_hat)
     enc = constriction.stream.queue.RangeEncoder()
     window, wide = _models()
-    flat = (y_sym[0].flatten(1).t() + 0.0).contiguous()   # HW, M; +0.0 turns -0 into 0
+    flat = y_sym[0].flatten(1).t()   # HW, M (a view: no copy of ŷ)
 
     def write(idx, t: CodingTables):
-        sym = flat[idx]
+        sym = flat[idx] + 0.0        # +0.0 turns -0 into 0
         values = sym.flatten().numpy().astype(np.int32)
         symbols, escaped = _window_symbols(values, t)
         enc.encode(symbols, window, t.probs)

@@ -27,17 +27,24 @@ def _spans(n: int, tile: int, margin: int):
 
 
 def tiled(fn, x: torch.Tensor, in_per_latent: int, out_per_latent: int, out_channels: int,
-          tile: int = TILE, margin: int = MARGIN) -> torch.Tensor:
+          tile: int = TILE, margin: int = MARGIN, size: tuple[int, int] | None = None) -> torch.Tensor:
     """fn over x in tiles: x has ``in_per_latent`` samples per latent position along each
-    axis, fn's output ``out_per_latent``; images of at most one tile run in one piece."""
+    axis, fn's output ``out_per_latent``; images of at most one tile run in one piece.
+    ``size`` keeps only the top-left (height, width) of the output, written in place (no
+    full-size copy to crop the padding away)."""
     h, w = x.shape[-2] // in_per_latent, x.shape[-1] // in_per_latent
+    o = out_per_latent
+    H, W = size or (h * o, w * o)
     if h <= tile and w <= tile:
-        return fn(x)
-    out = torch.empty(x.shape[0], out_channels, h * out_per_latent, w * out_per_latent, dtype=x.dtype)
-    i, o = in_per_latent, out_per_latent
+        return fn(x)[..., :H, :W]
+    out = torch.empty(x.shape[0], out_channels, H, W, dtype=x.dtype)
+    i = in_per_latent
     for r0, r1, a0, a1 in _spans(h, tile, margin):
         for c0, c1, b0, b1 in _spans(w, tile, margin):
+            if r0 * o >= H or c0 * o >= W:
+                continue
             part = fn(x[..., a0 * i:a1 * i, b0 * i:b1 * i])
-            out[..., r0 * o:r1 * o, c0 * o:c1 * o] = part[..., (r0 - a0) * o:(r1 - a0) * o,
-                                                           (c0 - b0) * o:(c1 - b0) * o]
+            rows, cols = min(r1 * o, H) - r0 * o, min(c1 * o, W) - c0 * o
+            out[..., r0 * o:r0 * o + rows, c0 * o:c0 * o + cols] = \
+                part[..., (r0 - a0) * o:(r0 - a0) * o + rows, (c0 - b0) * o:(c0 - b0) * o + cols]
     return out

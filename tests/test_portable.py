@@ -138,3 +138,31 @@ def test_tables_for_other_grids_are_refused():
     tables["sigma"] = tables["sigma"][::4].contiguous()
     with pytest.raises(ValueError, match="lookup grids"):
         Tables(tables)
+
+
+def test_bands_and_candidate_blocks_leave_the_bits_unchanged(model_file, photos, monkeypatch):
+    """Memory is bounded by working in bands of rows (h_s) and blocks of candidates (the
+    reference search); sums are exact, so the smallest bands and blocks code the same."""
+    import grm.latent_coder as latent_coder
+    enc = encode_array(model_file, photos[0])
+    monkeypatch.setattr(integer_ops, "BAND", 1)
+    monkeypatch.setattr(latent_coder, "CANDIDATES", 7)
+    assert encode_array(model_file, photos[0]).data == enc.data
+    _, y = decode_bytes(model_file, enc.data)
+    assert torch.equal(y, enc.y_symbols)
+
+
+def test_banded_convolutions_match_the_whole_image(monkeypatch):
+    torch.manual_seed(3)
+    x = torch.round(torch.randn(6, 11, 9) * 2 ** 12)
+    for k, op in ((5, integer_ops.conv_transpose2d), (3, integer_ops.conv2d)):
+        layer = integer_ops.QLayer.quantise(torch.randn(4, 6, k, k), torch.randn(4), 10, 1 << 22, leaky=True)
+        monkeypatch.setattr(integer_ops, "BAND", 64)
+        whole = op(x, layer)
+        reference = (torch.nn.functional.conv_transpose2d(x[None].double(), layer.weight.transpose(0, 1),
+                                                          stride=2, padding=2, output_padding=1)
+                     if k == 5 else torch.nn.functional.conv2d(x[None].double(), layer.weight, padding=1))
+        assert torch.equal(whole, layer.requantise(reference[0] + layer.bias.view(-1, 1, 1), 0).float())
+        for band in (1, 2, 4):
+            monkeypatch.setattr(integer_ops, "BAND", band)
+            assert torch.equal(op(x, layer), whole), (k, band)

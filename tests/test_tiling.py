@@ -18,6 +18,9 @@ def test_tiles_match_the_whole_image():
         x_hat = model.g_s(y_hat)
         x_t = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=4)
         assert float((x_hat - x_t).abs().max()) < 1e-4 * float(x_hat.abs().max())
+        # cropped in place: the same pixels, only the requested size
+        x_c = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=4, size=(x_hat.shape[2] - 21, 50))
+        assert torch.equal(x_c, x_t[..., :x_hat.shape[2] - 21, :50])
         # a margin that is too small shows: the test can fail
         x_bad = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=0)
         assert float((x_hat - x_bad).abs().max()) > 1e-3 * float(x_hat.abs().max())
@@ -27,7 +30,7 @@ def test_tiled_round_trip_is_exact(trained, photo, monkeypatch):
     from grm import tiling
     from grm.codec import decode_bytes, encode_array
     monkeypatch.setattr(tiling, "TILE", 3)        # force many tiles on a small photo
-    monkeypatch.setattr(tiling.tiled, "__defaults__", (3, tiling.MARGIN))
+    monkeypatch.setattr(tiling.tiled, "__defaults__", (3, tiling.MARGIN, None))
     rgb = photo[:150, :200]
     enc = encode_array(trained, rgb)
     out, y = decode_bytes(trained, enc.data)
