@@ -1,49 +1,77 @@
-"""Peak memory (and time) to compress + decompress one large photo: grm vs mbt2018.
+"""Peak memory and time of a round trip through the `grm` command line: grm vs mbt2018.
 
     python benchmarks/bench_memory.py [--sizes 768x512 3840x2160 7680x4320] [--codecs grm mbt2018]
 
-At paper widths on 2 cores grm takes ~3 min at 3840x2160 and ~30 min at 7680x4320 (the
-reference search grows with the square of the image); mbt2018's serial context model takes
-~10 min and ~40 min.
+Each `grm compress` and `grm decompress` runs as its own process, as a user runs them,
+and its peak is the kernel's count of resident memory for that process (ru_maxrss).
+"loaded" is the peak of the same round trip on a 64x64 photo: libraries and model.
+Models have untrained weights at the given widths (memory and time do not depend on
+training); the photo is a bundled one resized. The CLI compares the decoded latents
+with the encoder's checksum, so exit status 0 means the round trip was bit-exact.
 
-Each codec runs in its own process so the peaks do not mix; the photo is a bundled one
-resized to the requested size. Also checks that grm's round trip is bit-exact.
+At paper widths on 2 cores grm takes ~3 min at 3840x2160 and ~30 min at 7680x4320 (the
+reference search grows with the square of the image); mbt2018's context model is a serial
+loop (~10 min at 3840x2160) and its untiled transforms need ~8 GB there.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import os
+import resource
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-CHILD = r"""
-import json, resource, sys, time, dataclasses, torch
-sys.path.insert(0, "benchmarks")
-from bench_codec import photo
-from grm.model import GRM, config_from
-from grm.peers import Peer
-which, size, cfg_name, order = sys.argv[1:5]
-w, h = map(int, size.split("x"))
-x = photo(w, h)
-cfg = dataclasses.replace(config_from(cfg_name), decode_order=order)
-torch.manual_seed(0)
-model = (GRM(cfg) if which == "grm" else Peer("mbt2018", cfg)).eval()
-model.update(force=True)
-if which == "grm":   # as a model file carries it
-    from grm.integer_model import IntegerEntropyModel
-    model.attach_integer_model(IntegerEntropyModel.export(model))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.perf_counter()
-with torch.no_grad():
-    strings, y = model.compress(x)
-    t_enc = time.perf_counter() - t
-    x_hat, y2 = model.decompress(strings, h, w)
-t_all = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"peak_mib": peak / 1024, "before_coding_mib": base / 1024, "encode_s": t_enc,
-                  "decode_s": t_all - t_enc, "bytes": sum(map(len, strings)), "exact": bool(torch.equal(y, y2))}))
-"""
+
+def write_models(folder: Path, config: str, order: str, codecs) -> dict[str, Path]:
+    import torch
+    from grm.model import GRM, config_from
+    from grm.model_file import save_model
+    from grm.peers import Peer
+    cfg = dataclasses.replace(config_from(config), decode_order=order)
+    out = {}
+    for which in codecs:
+        torch.manual_seed(0)
+        model = (GRM(cfg) if which == "grm" else Peer("mbt2018", cfg)).eval()
+        out[which] = save_model(model, folder / f"{which}.safetensors", which)
+    return out
+
+
+def write_photo(path: Path, width: int, height: int) -> None:
+    from PIL import Image
+    from grm.pipeline.sample_images import bundled_photos
+    Image.open(bundled_photos()["coffee"]).convert("RGB").resize((width, height), Image.LANCZOS).save(path)
+
+
+def measured(args: list[str], limit_bytes: int) -> tuple[float, float, str]:
+    """(peak MiB, seconds, error line or '') of one command, in its own process."""
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.Popen([sys.executable, "-m", "grm", *args], stdout=subprocess.DEVNULL, stderr=err,
+                             preexec_fn=cap)
+        _, status, usage = os.wait4(p.pid, 0)
+        seconds = time.perf_counter() - t
+        err.seek(0)
+        lines = err.read().decode(errors="replace").strip().splitlines()
+    failed = os.waitstatus_to_exitcode(status) != 0
+    return usage.ru_maxrss / 1024, seconds, (lines[-1] if lines else f"exit status {status}") if failed else ""
+
+
+def round_trip(model: Path, photo: Path, work: Path, limit: int) -> dict:
+    enc = measured(["compress", str(photo), str(work / "x.grm"), "--model", str(model)], limit)
+    if enc[2]:
+        return {"error": "compress: " + enc[2]}
+    dec = measured(["decompress", str(work / "x.grm"), str(work / "x.png"), "--model", str(model)], limit)
+    if dec[2]:
+        return {"error": "decompress: " + dec[2]}
+    return {"peak": max(enc[0], dec[0]), "enc_peak": enc[0], "dec_peak": dec[0], "enc_s": enc[1],
+            "dec_s": dec[1], "bytes": (work / "x.grm").stat().st_size}
 
 
 def main():
@@ -52,24 +80,34 @@ def main():
     ap.add_argument("--config", default="paper")
     ap.add_argument("--order", default="wavefront", choices=["raster", "wavefront"])
     ap.add_argument("--codecs", nargs="+", default=["grm", "mbt2018"], choices=["grm", "mbt2018"])
+    ap.add_argument("--limit-gb", type=float, default=20.0,
+                    help="address-space cap per process, so a codec that cannot fit fails instead of swapping")
     args = ap.parse_args()
-    print(f"config {args.config}, grm decode order {args.order}")
-    print(f"{'image':>10s} {'codec':8s} {'peak MiB':>9s} {'(model loaded)':>15s} {'encode s':>9s} "
-          f"{'decode s':>9s} {'bit-exact':>9s}", flush=True)
-    for size in args.sizes:
-        res = {}
-        for which in args.codecs:
-            out = subprocess.run([sys.executable, "-c", CHILD, which, size, args.config, args.order],
-                                 capture_output=True, text=True)
-            if out.returncode:
-                print(f"{size:>10s} {which:8s} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
-                continue
-            r = res[which] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{size:>10s} {which:8s} {r['peak_mib']:9.0f} {r['before_coding_mib']:15.0f} "
-                  f"{r['encode_s']:9.1f} {r['decode_s']:9.1f} {str(r['exact']):>9s}", flush=True)
-        if len(res) == 2:
-            print(f"{size:>10s} peak memory grm/mbt2018: {res['grm']['peak_mib'] / res['mbt2018']['peak_mib']:.2f}x",
-                  flush=True)
+    limit = int(args.limit_gb * 2 ** 30)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        models = write_models(work, args.config, args.order, args.codecs)
+        write_photo(work / "small.png", 64, 64)
+        loaded = {k: round_trip(m, work / "small.png", work, limit).get("peak", float("nan"))
+                  for k, m in models.items()}
+        print(f"config {args.config}, grm decode order {args.order}; CLI processes, peak RSS each")
+        print(f"{'image':>10s} {'codec':8s} {'peak MiB':>9s} {'enc MiB':>8s} {'dec MiB':>8s} {'loaded':>7s} "
+              f"{'encode s':>9s} {'decode s':>9s} {'bytes':>10s}", flush=True)
+        for size in args.sizes:
+            w, h = map(int, size.split("x"))
+            write_photo(work / "photo.png", w, h)
+            res = {}
+            for which, model in models.items():
+                r = round_trip(model, work / "photo.png", work, limit)
+                if "error" in r:
+                    print(f"{size:>10s} {which:8s} failed ({r['error']})", flush=True)
+                    continue
+                res[which] = r
+                print(f"{size:>10s} {which:8s} {r['peak']:9.0f} {r['enc_peak']:8.0f} {r['dec_peak']:8.0f} "
+                      f"{loaded[which]:7.0f} {r['enc_s']:9.1f} {r['dec_s']:9.1f} {r['bytes']:10,d}", flush=True)
+            if len(res) == 2:
+                print(f"{size:>10s} peak memory grm/mbt2018: {res['grm']['peak'] / res['mbt2018']['peak']:.2f}x",
+                      flush=True)
 
 
 if __name__ == "__main__":

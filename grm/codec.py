@@ -11,7 +11,7 @@ import torch
 
 from . import container
 from .errors import DecodeError, FormatError, GrmError, ModelMismatchError
-from .image_io import read_image, to_tensor, to_uint8
+from .image_io import read_image, to_uint8, uint8_view
 from .model_file import LoadedModel
 
 
@@ -37,7 +37,7 @@ def encode_array(lm: LoadedModel, rgb: np.ndarray) -> EncodeResult:
     ensure_coding_tables(lm.model)
     t = time.perf_counter()
     with torch.no_grad():
-        strings, y_sym = lm.model.compress(to_tensor(rgb))
+        strings, y_sym = lm.model.compress(uint8_view(rgb))
     data = container.pack(container.GrmFile(
         lm.name[:container.MAX_NAME], lm.weights_hash, h, w,
         container.symbols_checksum(y_sym), tuple(strings)))

@@ -80,11 +80,22 @@ def read_image(src: str | Path | bytes, label: str = "<stdin>") -> tuple[np.ndar
 
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(arr).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+    return unit_float(uint8_view(arr))
+
+
+def uint8_view(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) uint8 without a copy: the codec converts it to float
+    a tile at a time, so a large photo is never held as float32 (4 bytes per sample)."""
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+
+
+def unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 samples → float in [0, 1]; float input is returned as it is."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return x[0].clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+    return x[0].clamp(0, 1).mul_(255.0).round_().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

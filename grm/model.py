@@ -20,6 +20,7 @@ from compressai.models.base import CompressionModel
 from .layers import MaskedConv2d, make_norm
 from .mixture import gaussian_bin_prob, mixture_likelihood, split_stage
 from .reference import SIM_MIN, causal_search, descriptors, gather_positions, order_keys
+from .image_io import unit_float
 from .tiling import tiled
 
 STRIDE = 64  # g_a (16) × h_a (4): inputs are padded to a multiple of this
@@ -238,9 +239,9 @@ class GRM(CompressionModel):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor):
-        """(1, 3, H, W) in [0, 1] → ([z bytes, ŷ bytes], ŷ int tensor)."""
+        """(1, 3, H, W) in [0, 1] (or uint8) → ([z bytes, ŷ bytes], ŷ int tensor)."""
         from .latent_coder import MAX_SYMBOL, encode_latents
-        y = tiled(lambda t: self.g_a(_nhwc(t)).contiguous(), self.pad(x), Y_STRIDE, 1, self.config.M)
+        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t))).contiguous(), self.pad(x), Y_STRIDE, 1, self.config.M)
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])

@@ -14,6 +14,7 @@ from compressai.models import JointAutoregressiveHierarchicalPriors, ScaleHyperp
 from compressai.models.base import CompressionModel
 
 from .latent_coder import padded_stream
+from .image_io import unit_float
 from .model import STRIDE, GRM, config_from
 
 PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressiveHierarchicalPriors}
@@ -43,7 +44,7 @@ class Peer(CompressionModel):
     @torch.no_grad()
     def compress(self, x: torch.Tensor):
         net = self.net
-        y = net.g_a(GRM.pad(x))
+        y = net.g_a(GRM.pad(unit_float(x)))
         if self.arch == "bmshj2018-hyperprior":
             z = net.h_a(torch.abs(y))
             z_bytes = net.entropy_bottleneck.compress(z)[0]

@@ -37,13 +37,15 @@ def tiled(fn, x: torch.Tensor, in_per_latent: int, out_per_latent: int, out_chan
     H, W = size or (h * o, w * o)
     if h <= tile and w <= tile:
         return fn(x)[..., :H, :W]
-    out = torch.empty(x.shape[0], out_channels, H, W, dtype=x.dtype)
+    out = None
     i = in_per_latent
     for r0, r1, a0, a1 in _spans(h, tile, margin):
         for c0, c1, b0, b1 in _spans(w, tile, margin):
             if r0 * o >= H or c0 * o >= W:
                 continue
             part = fn(x[..., a0 * i:a1 * i, b0 * i:b1 * i])
+            if out is None:
+                out = torch.empty(x.shape[0], out_channels, H, W, dtype=part.dtype)
             rows, cols = min(r1 * o, H) - r0 * o, min(c1 * o, W) - c0 * o
             out[..., r0 * o:r0 * o + rows, c0 * o:c0 * o + cols] = \
                 part[..., (r0 - a0) * o:(r0 - a0) * o + rows, (c0 - b0) * o:(c0 - b0) * o + cols]

@@ -35,3 +35,16 @@ def test_tiled_round_trip_is_exact(trained, photo, monkeypatch):
     enc = encode_array(trained, rgb)
     out, y = decode_bytes(trained, enc.data)
     assert torch.equal(y, enc.y_symbols) and out.shape == rgb.shape
+
+
+def test_uint8_photos_code_as_their_float_version(trained, photo, monkeypatch):
+    """The codec converts 8-bit photos to float a tile at a time (a large photo is never
+    held as float32); the latents and bytes equal those of the photo converted at once."""
+    from grm import tiling
+    from grm.image_io import to_tensor, uint8_view
+    monkeypatch.setattr(tiling.tiled, "__defaults__", (3, tiling.MARGIN, None))
+    rgb = photo[:150, :200]
+    with torch.no_grad():
+        a = trained.model.compress(uint8_view(rgb))
+        b = trained.model.compress(to_tensor(rgb))
+    assert a[0] == b[0] and torch.equal(a[1], b[1])
