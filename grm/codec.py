@@ -44,8 +44,9 @@ def encode_array(lm: LoadedModel, rgb: np.ndarray) -> EncodeResult:
     return EncodeResult(data, y_sym, time.perf_counter() - t, h, w)
 
 
-# Decoding memory grows with the declared size (about 1.1 KB per pixel at paper widths,
-# 9.4 GB for 3840×2160), and a 100-byte file can declare any size the format allows.
+# Decoding memory grows with the declared size (the latent coder keeps ~42 bytes per pixel
+# at paper widths: 3.2 GB in all for 7680×4320), and a 100-byte file can declare any size
+# the format allows.
 # Like Pillow's decompression-bomb limit, sizes above this are refused unless raised.
 MAX_DECODE_PIXELS = 7680 * 4320
 
