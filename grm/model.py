@@ -35,7 +35,7 @@ class GRMConfig:
     norm: str = "gsdn"       # gsdn | gdn
     reference: str = "on"    # on | off
     likelihood: str = "mixture"  # mixture | final-stage
-    decode_order: str = "raster"  # raster | wavefront (same search causality in training)
+    decode_order: str = "wavefront"  # wavefront | raster (same search causality in training)
 
     def __post_init__(self):
         # YAML reads a bare on/off as a boolean: accept it.

@@ -117,3 +117,21 @@ def test_wavefront_decoding_is_bit_exact_and_matches_estimate(tmp_path, photo):
         est = float(bits(lm.model(to_tensor(photo[:128, :192]))["likelihoods"])) / 8
     real = sum(len(s) for s in container.unpack(enc.data).streams)
     assert abs(real - est) <= 0.02 * est + 16
+
+
+def test_new_models_decode_in_wavefront_order_and_old_files_stay_raster(tmp_path):
+    """Wavefront became the default (README: "Decode order"); a model file written
+    before the order was stored keeps the raster order its files were coded in."""
+    import json
+    from safetensors.torch import load, save
+    assert GRM("tiny").config.decode_order == "wavefront"
+    path = save_model(GRM({"base": "tiny", "decode_order": "raster"}), tmp_path / "m.safetensors", "m")
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8:8 + n])["__metadata__"]
+    config = json.loads(meta["config"])
+    del config["decode_order"]
+    meta["config"] = json.dumps(config)
+    path.write_bytes(save(load(data), metadata=meta))
+    lm = load_model(path)
+    assert lm.model.config.decode_order == "raster" and lm.config["decode_order"] == "raster"
