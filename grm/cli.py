@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .errors import GrmError
+from .errors import GrmError, out_of_memory
 from .image_io import IMAGE_SUFFIXES
 
 EXIT_ERROR = 1
@@ -121,9 +121,12 @@ def _run_batch(jobs: list[Job], one, verb: str) -> int:
             n_bytes, n_pixels = one(job)
             total_bytes += n_bytes
             pixels += n_pixels
-        except (GrmError, OSError) as e:
+        except (GrmError, OSError, MemoryError, RuntimeError) as e:
+            oom = out_of_memory(e)
+            if isinstance(e, (MemoryError, RuntimeError)) and oom is None:
+                raise
             failed += 1
-            msg = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+            msg = oom or ((e.strerror or str(e)) if isinstance(e, OSError) else str(e))
             print(f"grm: error: {msg if job.src in msg else f'{job.src}: {msg}'}", file=sys.stderr)
     if len(jobs) > 1:
         done = len(jobs) - failed
@@ -293,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except OSError as e:
         print(f"grm: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+    except (MemoryError, RuntimeError) as e:
+        if out_of_memory(e) is None:
+            raise
+        print(f"grm: error: {out_of_memory(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("grm: interrupted", file=sys.stderr)

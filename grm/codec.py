@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import container
-from .errors import DecodeError, FormatError, GrmError, ModelMismatchError
+from .errors import DecodeError, FormatError, GrmError, ModelMismatchError, out_of_memory
 from .image_io import read_image, to_uint8, uint8_view
 from .model_file import LoadedModel
 
@@ -71,6 +71,8 @@ def decode_bytes(lm: LoadedModel, data: bytes,
     except GrmError:
         raise
     except (RuntimeError, ValueError, IndexError, OverflowError) as e:
+        if out_of_memory(e):
+            raise                      # not the file's fault: the CLI says so
         raise DecodeError(f"bitstream could not be decoded ({e})") from None
     if container.symbols_checksum(y_sym) != f.symbols_checksum:
         raise DecodeError("decoded latents do not match the encoder's checksum "

@@ -1,6 +1,8 @@
 """Error types: every failure a user can cause maps to one of these, so the CLI
 can print one line and exit non-zero instead of a traceback."""
 
+import re
+
 
 class GrmError(Exception):
     """Base of every error grm raises on purpose."""
@@ -24,3 +26,14 @@ class ImageError(GrmError):
 
 class ModelFileError(GrmError):
     """A model file is missing, unreadable or not a grm model."""
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """A one-line message when e is an allocation failure (torch raises RuntimeError)."""
+    text = str(e)
+    if not (isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and
+                                           ("can't allocate memory" in text or "out of memory" in text))):
+        return None
+    m = re.search(r"allocate (\d+) bytes", text)
+    need = f" (an allocation of {int(m.group(1)) / 2 ** 30:.1f} GiB failed)" if m else ""
+    return f"out of memory{need}: this image needs more memory than the machine allows"

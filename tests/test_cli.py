@@ -82,3 +82,25 @@ def test_help_for_every_command():
     for cmd in ([], ["compress"], ["decompress"], ["info"]):
         r = run(*cmd, "--help")
         assert r.returncode == 0 and "usage: grm" in r.stdout
+
+
+def test_out_of_memory_is_one_line_not_a_traceback(trained_model_path, photo, tmp_path, capsys, monkeypatch):
+    """torch reports a failed allocation as RuntimeError; the CLI says what happened (and a
+    decoder must not blame the file for it)."""
+    from grm.model import GRM
+    src = tmp_path / "in.png"
+    Image.fromarray(photo[:64, :64]).save(src)
+    assert main(["compress", str(src), str(tmp_path / "a.grm"), "--model", str(trained_model_path)]) == 0
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 6417285120 bytes. Error code 12")
+    monkeypatch.setattr(GRM, "compress", no_memory)
+    monkeypatch.setattr(GRM, "decompress", no_memory)
+    capsys.readouterr()
+    assert main(["compress", str(src), str(tmp_path / "b.grm"), "--model", str(trained_model_path)]) == 1
+    assert main(["decompress", str(tmp_path / "a.grm"), str(tmp_path / "a.png"),
+                 "--model", str(trained_model_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("out of memory (an allocation of 6.0 GiB failed)" in line for line in err), err
+    assert not (tmp_path / "b.grm").exists() and not (tmp_path / "a.png").exists()
