@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .errors import GrmError, out_of_memory
+from .errors import GrmError, memory_errors
 from .image_io import IMAGE_SUFFIXES
 
 EXIT_ERROR = 1
@@ -121,12 +121,9 @@ def _run_batch(jobs: list[Job], one, verb: str) -> int:
             n_bytes, n_pixels = one(job)
             total_bytes += n_bytes
             pixels += n_pixels
-        except (GrmError, OSError, MemoryError, RuntimeError) as e:
-            oom = out_of_memory(e)
-            if isinstance(e, (MemoryError, RuntimeError)) and oom is None:
-                raise
+        except (GrmError, OSError) as e:
             failed += 1
-            msg = oom or ((e.strerror or str(e)) if isinstance(e, OSError) else str(e))
+            msg = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
             print(f"grm: error: {msg if job.src in msg else f'{job.src}: {msg}'}", file=sys.stderr)
     if len(jobs) > 1:
         done = len(jobs) - failed
@@ -290,17 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compress" and sum(x is not None for x in (args.model, args.rate, args.bpp)) != 1:
         parser.error("compress needs exactly one of --model FILE, --rate NAME or --bpp TARGET")
     try:
-        return args.func(args)
+        with memory_errors():       # outside the codec too (reading a photo, loading a model)
+            return args.func(args)
     except GrmError as e:
         print(f"grm: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:
         print(f"grm: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        return EXIT_ERROR
-    except (MemoryError, RuntimeError) as e:
-        if out_of_memory(e) is None:
-            raise
-        print(f"grm: error: {out_of_memory(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("grm: interrupted", file=sys.stderr)

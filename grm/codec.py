@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import container
-from .errors import DecodeError, FormatError, GrmError, ModelMismatchError, out_of_memory
+from .errors import DecodeError, FormatError, GrmError, ModelMismatchError, memory_errors
 from .image_io import read_image, to_uint8, uint8_view
 from .model_file import LoadedModel
 
@@ -36,7 +36,7 @@ def encode_array(lm: LoadedModel, rgb: np.ndarray) -> EncodeResult:
     container.check_size(h, w)
     ensure_coding_tables(lm.model)
     t = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), memory_errors():
         strings, y_sym = lm.model.compress(uint8_view(rgb))
     data = container.pack(container.GrmFile(
         lm.name[:container.MAX_NAME], lm.weights_hash, h, w,
@@ -66,13 +66,11 @@ def decode_bytes(lm: LoadedModel, data: bytes,
         raise FormatError("corrupt .grm file (expected 2 streams)")
     ensure_coding_tables(lm.model)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), memory_errors():    # not the file's fault: said as such
             x_hat, y_sym = lm.model.decompress(list(f.streams), f.height, f.width)
     except GrmError:
         raise
     except (RuntimeError, ValueError, IndexError, OverflowError) as e:
-        if out_of_memory(e):
-            raise                      # not the file's fault: the CLI says so
         raise DecodeError(f"bitstream could not be decoded ({e})") from None
     if container.symbols_checksum(y_sym) != f.symbols_checksum:
         raise DecodeError("decoded latents do not match the encoder's checksum "

@@ -2,6 +2,7 @@
 can print one line and exit non-zero instead of a traceback."""
 
 import re
+from contextlib import contextmanager
 
 
 class GrmError(Exception):
@@ -28,12 +29,28 @@ class ModelFileError(GrmError):
     """A model file is missing, unreadable or not a grm model."""
 
 
-def out_of_memory(e: BaseException) -> str | None:
-    """A one-line message when e is an allocation failure (torch raises RuntimeError)."""
+class OutOfMemoryError(GrmError):
+    """The machine cannot hold what this image needs (not the file's fault)."""
+
+
+def out_of_memory(e: BaseException) -> OutOfMemoryError | None:
+    """The error to raise when e is an allocation failure (torch raises RuntimeError)."""
     text = str(e)
     if not (isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and
                                            ("can't allocate memory" in text or "out of memory" in text))):
         return None
     m = re.search(r"allocate (\d+) bytes", text)
     need = f" (an allocation of {int(m.group(1)) / 2 ** 30:.1f} GiB failed)" if m else ""
-    return f"out of memory{need}: this image needs more memory than the machine allows"
+    return OutOfMemoryError(f"out of memory{need}: this image needs more memory than the machine allows")
+
+
+@contextmanager
+def memory_errors():
+    """Allocation failures inside become OutOfMemoryError; other errors pass unchanged."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        oom = out_of_memory(e)
+        if oom is None:
+            raise
+        raise oom from None
