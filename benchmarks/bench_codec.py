@@ -14,12 +14,17 @@ import time
 import torch
 
 
-def photo(width: int, height: int) -> torch.Tensor:
+def photo_image(width: int, height: int):
+    """A bundled photo resized to the requested size (PIL image)."""
     from PIL import Image
     from grm.pipeline.sample_images import bundled_photos
-    img = Image.open(bundled_photos()["coffee"]).convert("RGB").resize((width, height), Image.LANCZOS)
+    return Image.open(bundled_photos()["coffee"]).convert("RGB").resize((width, height), Image.LANCZOS)
+
+
+def photo(width: int, height: int) -> torch.Tensor:
     import numpy as np
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    arr = np.asarray(photo_image(width, height)).copy()
+    return torch.from_numpy(arr).permute(2, 0, 1).float().div(255).unsqueeze(0)
 
 
 def timed(fn, repeat):

@@ -42,9 +42,8 @@ def write_models(folder: Path, config: str, order: str, codecs) -> dict[str, Pat
 
 
 def write_photo(path: Path, width: int, height: int) -> None:
-    from PIL import Image
-    from grm.pipeline.sample_images import bundled_photos
-    Image.open(bundled_photos()["coffee"]).convert("RGB").resize((width, height), Image.LANCZOS).save(path)
+    from bench_codec import photo_image
+    photo_image(width, height).save(path)
 
 
 def measured(args: list[str], limit_bytes: int) -> tuple[float, float, str]:

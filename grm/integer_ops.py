@@ -103,8 +103,8 @@ def _in_bands(op, x: torch.Tensor, layer: QLayer, up: int, as_rows: bool) -> tor
             shape = (h * up * part.shape[2], part.shape[0]) if as_rows else (part.shape[0], h * up, part.shape[2])
             out = torch.empty(shape, dtype=part.dtype, device=part.device)
         if as_rows:
-            n = part.shape[1] * part.shape[2]
-            out[r0 * up * part.shape[2]:][:n] = part.flatten(1).t()
+            first, n = r0 * up * part.shape[2], part.shape[1] * part.shape[2]
+            out[first:first + n] = part.flatten(1).t()
         else:
             out[:, r0 * up:r1 * up] = part
     return out

@@ -241,7 +241,7 @@ class GRM(CompressionModel):
     def compress(self, x: torch.Tensor):
         """(1, 3, H, W) in [0, 1] (or uint8) → ([z bytes, ŷ bytes], ŷ int tensor)."""
         from .latent_coder import MAX_SYMBOL, encode_latents
-        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t))).contiguous(), self.pad(x), Y_STRIDE, 1, self.config.M)
+        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t))).contiguous(), self.pad(x), Y_STRIDE, 1)
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
@@ -256,6 +256,6 @@ class GRM(CompressionModel):
         zh, zw = -(-height // STRIDE), -(-width // STRIDE)
         z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
         y_sym = decode_latents(self, strings[1], z_hat)
-        x_hat = tiled(lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(), y_sym, 1, Y_STRIDE, 3,
+        x_hat = tiled(lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(), y_sym, 1, Y_STRIDE,
                       size=(height, width)).contiguous()
         return x_hat, y_sym

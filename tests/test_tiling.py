@@ -12,17 +12,17 @@ def test_tiles_match_the_whole_image():
     x = torch.rand(1, 3, 9 * Y_STRIDE, 13 * Y_STRIDE)
     with torch.no_grad():
         y = model.g_a(x)
-        y_t = tiled(model.g_a, x, Y_STRIDE, 1, model.config.M, tile=4, margin=4)
+        y_t = tiled(model.g_a, x, Y_STRIDE, 1, tile=4, margin=4)
         assert float((y - y_t).abs().max()) < 1e-4 * float(y.abs().max())
         y_hat = torch.round(y)
         x_hat = model.g_s(y_hat)
-        x_t = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=4)
+        x_t = tiled(model.g_s, y_hat, 1, Y_STRIDE, tile=3, margin=4)
         assert float((x_hat - x_t).abs().max()) < 1e-4 * float(x_hat.abs().max())
         # cropped in place: the same pixels, only the requested size
-        x_c = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=4, size=(x_hat.shape[2] - 21, 50))
+        x_c = tiled(model.g_s, y_hat, 1, Y_STRIDE, tile=3, margin=4, size=(x_hat.shape[2] - 21, 50))
         assert torch.equal(x_c, x_t[..., :x_hat.shape[2] - 21, :50])
         # a margin that is too small shows: the test can fail
-        x_bad = tiled(model.g_s, y_hat, 1, Y_STRIDE, 3, tile=3, margin=0)
+        x_bad = tiled(model.g_s, y_hat, 1, Y_STRIDE, tile=3, margin=0)
         assert float((x_hat - x_bad).abs().max()) > 1e-3 * float(x_hat.abs().max())
 
 
