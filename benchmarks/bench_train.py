@@ -2,6 +2,7 @@
 and the WebDataset loader's throughput against what training consumes.
 
     python benchmarks/bench_train.py [--config paper] [--batch 8] [--crop 256] [--steps 5] [--workers 1]
+                                     [--device cuda] [--loader-batches 0]
 """
 
 from __future__ import annotations
@@ -15,18 +16,24 @@ import torch
 
 
 def stepper(model, batch: int, crop: int):
-    """One training step (forward, loss, backward, Adam) as the trainer does it."""
+    """One training step (forward, loss, backward, Adam) as the trainer does it, timed
+    to its end on the model's device (CUDA runs asynchronously)."""
     from grm.pipeline.loss import RateDistortionLoss
+    from grm.model import device_of
+    dev = device_of(model)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     crit = RateDistortionLoss(0.01)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
-    x = torch.rand(batch, 3, crop, crop)
+    x = torch.rand(batch, 3, crop, crop, device=dev)
 
     def step() -> float:
+        sync()
         t = time.perf_counter()
         out = crit(model(x), x)
         opt.zero_grad()
         (out["loss"] + model.aux_loss()).backward()
         opt.step()
+        sync()
         return time.perf_counter() - t
     return step
 
@@ -70,6 +77,8 @@ def main():
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--loader-batches", type=int, default=20, help="batches to time the loader on (0: skip)")
     ap.add_argument("--malloc-defaults", action="store_true",
                     help="leave glibc malloc as it is (the trainer tunes it on CPU; see grm/allocator.py)")
     args = ap.parse_args()
@@ -79,15 +88,20 @@ def main():
     tuned = False if args.malloc_defaults else reuse_freed_memory()   # as the trainer does
     cfg = config_from(args.config)
     torch.manual_seed(0)
-    times = step_times({"grm": GRM(cfg), "mbt2018": Peer("mbt2018", cfg)}, args.batch, args.crop, args.steps)
+    models = {"grm": GRM(cfg).to(args.device), "mbt2018": Peer("mbt2018", cfg).to(args.device)}
+    times = step_times(models, args.batch, args.crop, args.steps)
     grm_s, mbt_s = median(times["grm"]), median(times["mbt2018"])
     ratios = [g / m for g, m in zip(times["grm"], times["mbt2018"])]
-    print(f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², threads={torch.get_num_threads()}, "
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
+        f"cpu, threads={torch.get_num_threads()}"
+    print(f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², {where}, "
           f"median of {args.steps} interleaved steps, malloc keeps freed memory: {tuned}")
     print(f"grm step      {grm_s:8.3f} s   (min {min(times['grm']):.3f}, max {max(times['grm']):.3f})")
     print(f"mbt2018 step  {mbt_s:8.3f} s   (min {min(times['mbt2018']):.3f}, max {max(times['mbt2018']):.3f})")
     print(f"ratio grm/mbt2018: {grm_s / mbt_s:.2f}x (median of per-step ratios {median(ratios):.2f}x)")
-    rate = loader_rate(args.batch, args.crop, args.workers, batches=20)
+    if args.loader_batches <= 0:
+        return
+    rate = loader_rate(args.batch, args.crop, args.workers, args.loader_batches)
     need = args.batch / grm_s
     print(f"loader ({args.workers} worker(s)): {rate:.1f} samples/s; training consumes {need:.1f} samples/s; "
           f"ratio {rate / need:.1f}x")

@@ -97,13 +97,14 @@ class Models:
         from .model_search import search_path
         self.explicit = getattr(args, "model", None)
         self.dirs = search_path(getattr(args, "models", None))
+        self.device = getattr(args, "device", "cpu")
         self._loaded = {}
 
     def load(self, path):
         from .model_file import load_model
         key = Path(path).resolve()
         if key not in self._loaded:
-            self._loaded[key] = load_model(path)
+            self._loaded[key] = load_model(path, self.device)
         return self._loaded[key]
 
     def for_file(self, weights_hash: bytes, name: str):
@@ -234,6 +235,8 @@ def _add_model_options(p: argparse.ArgumentParser, choose: bool) -> None:
     g.add_argument("--model", metavar="FILE", help="model file (.safetensors exported by the pipeline)")
     g.add_argument("--models", metavar="DIR", action="append",
                    help="folder to search for models (repeatable; default $GRM_MODELS, else data/models)")
+    g.add_argument("--device", default="cpu", metavar="DEV",
+                   help="run the model on cpu (default), cuda or cuda:N; files decode the same on any of them")
     if choose:
         g.add_argument("--rate", default=None, help="the model at this rate point (e.g. q2) in the model folders")
         g.add_argument("--bpp", type=float, default=None,

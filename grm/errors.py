@@ -29,6 +29,10 @@ class ModelFileError(GrmError):
     """A model file is missing, unreadable or not a grm model."""
 
 
+class DeviceError(GrmError):
+    """The device asked for (--device) does not exist on this machine."""
+
+
 class OutOfMemoryError(GrmError):
     """The machine cannot hold what this image needs (not the file's fault)."""
 

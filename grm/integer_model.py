@@ -73,6 +73,13 @@ class IntegerEntropyModel:
             raise ValueError(f"integer entropy model layers {sorted(names)} do not match {sorted(expected)}")
         return cls(layers, tables, cfg.M, cfg.reference == "on", cfg.likelihood == "final-stage")
 
+    def to(self, device) -> "IntegerEntropyModel":
+        """The same model with its integers on ``device`` (exact on any of them)."""
+        if self.tables.phi.device == torch.device(device):
+            return self
+        return IntegerEntropyModel({k: v.to(device) for k, v in self.layers.items()}, self.tables.to(device),
+                                   self.M, self.reference, self.only_last)
+
     # -- evaluation ---------------------------------------------------------------------
     def hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
         """ẑ (1, N, h/4, w/4) → ψ as (h·w, 2M) rows of integers (exact in float32)."""

@@ -83,6 +83,9 @@ class Tables:
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TABLE_NAMES}
 
+    def to(self, device) -> "Tables":
+        return Tables({k: v.to(device) for k, v in self.tensors().items()})
+
     # -- integer functions ------------------------------------------------------------
     def scale_index(self, log_scale: torch.Tensor) -> torch.Tensor:
         """log σ (units 2^-FRAC) → index into the σ grid (nearest multiple of 2^-8)."""
@@ -130,11 +133,11 @@ class Tables:
         reach = ((m - centre * one).abs() + int(TAIL_SIGMAS) * self.sigma[s]).amax(0)   # C, 2^-FRAC
         half = int(min(MAX_HALF_WIDTH, max(1, -(-int(reach.max()) // one))))
         length = 2 * half + 1
-        edges = (centre.unsqueeze(1) - half + torch.arange(length + 1)) * one - one // 2      # C, L+1
+        edges = (centre.unsqueeze(1) - half + torch.arange(length + 1, device=centre.device)) * one - one // 2      # C, L+1
         cum = self.cdf(edges.unsqueeze(0) - m.unsqueeze(-1), s.unsqueeze(-1))                 # K, C, L+1
         pmf = (w.unsqueeze(-1) * (cum[..., 1:] - cum[..., :-1])).sum(0)                      # C, L
         tail = (total << CDF_BITS).unsqueeze(1) - pmf.sum(1, keepdim=True)
-        probs = torch.cat([pmf, tail], 1).double()
+        probs = torch.cat([pmf, tail], 1).double().cpu()
         return CodingTables(probs.numpy(),
-                            (centre - half).numpy().astype(np.int32), centre.double().numpy(),
-                            (reach.double() / one).clamp(min=1.0).numpy())
+                            (centre - half).cpu().numpy().astype(np.int32), centre.double().cpu().numpy(),
+                            (reach.double() / one).clamp(min=1.0).cpu().numpy())

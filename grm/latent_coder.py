@@ -30,8 +30,8 @@ PAD = 2  # the 5×5 context reaches two positions out
 
 def _flat_taps(r: torch.Tensor, c: torch.Tensor, taps, stride: int) -> torch.Tensor:
     """Row indices into the flattened symbol buffer of each position's taps: (n, T)."""
-    dy = torch.tensor([d for d, _ in taps])
-    dx = torch.tensor([d for _, d in taps])
+    dy = torch.tensor([d for d, _ in taps], device=r.device)
+    dx = torch.tensor([d for _, d in taps], device=r.device)
     return (r.unsqueeze(1) + dy) * stride + c.unsqueeze(1) + dx
 
 
@@ -50,8 +50,8 @@ def _best_reference(d, d_norm, cand, cand_norm, largest: int):
     exact32 = float(d.abs().sum(1).max()) * largest < 2 ** 24 and \
         torch.get_float32_matmul_precision() == "highest"
     q = d if exact32 else d.double()
-    best_j = torch.zeros(d.shape[0], dtype=torch.long)
-    best = torch.full((d.shape[0],), -float("inf"), dtype=torch.float64)
+    best_j = torch.zeros(d.shape[0], dtype=torch.long, device=d.device)
+    best = torch.full((d.shape[0],), -float("inf"), dtype=torch.float64, device=d.device)
     for start in range(0, cand.shape[0], CANDIDATES):
         block = cand[start:start + CANDIDATES]
         dots = integer_ops.matmul(q, (block if exact32 else block.double()).t()).double()
@@ -71,9 +71,10 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
     A group is one position (raster) or one wavefront; ``code_group(index, tables)``
     writes or reads the symbols of a group and returns them as a (P, M) tensor. Every
     quantity a group needs comes from earlier groups only, through the integer entropy
-    model, so encoder and decoder agree on every machine.
+    model, so encoder and decoder agree on every machine. It runs on z_hat's device.
     """
-    coder = model.integer_model()
+    device = z_hat.device
+    coder = model.integer_model().to(device)
     tables = coder.tables
     M = coder.M
     psi = coder.hyper(z_hat)                                              # h·w, 2M
@@ -81,25 +82,26 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
     n = h * w
     groups = decode_groups(h, w, model.config.decode_order)
     # Everything per position is laid out in decoding order, so a group is a slice.
-    order = torch.cat(groups)
+    sizes = [g.numel() for g in groups]
+    order = torch.cat(groups).to(device)
     r, c = order // w + PAD, order % w + PAD
     stride = w + 2 * PAD
-    ybuf = torch.zeros((h + PAD) * stride, M)   # ŷ, channels-last, zero margin of PAD
+    ybuf = torch.zeros((h + PAD) * stride, M, device=device)   # ŷ, channels-last, zero margin of PAD
     at_self = r * stride + c
     at_ctx = _flat_taps(r, c, model.context.causal_taps()[1], stride)
     at_dsc = _flat_taps(r, c, DESCRIPTOR_TAPS, stride)
     at_ref = _flat_taps(r, c, model.ref_conv.causal_taps()[1], stride)
     # Per decoded position: its descriptor and norm, and log U of its own symbols.
     if coder.reference:
-        desc = torch.zeros(n, 4 * M)
-        norm = torch.zeros(n, dtype=torch.float64)
-        log_conf = torch.zeros(n, dtype=torch.int64)
-    no_ref = torch.zeros(1, 2 * M, dtype=torch.float64)
-    first_bias = 2 * tables.log(torch.tensor([SIM_MIN], dtype=torch.float64))
+        desc = torch.zeros(n, 4 * M, device=device)
+        norm = torch.zeros(n, dtype=torch.float64, device=device)
+        log_conf = torch.zeros(n, dtype=torch.int64, device=device)
+    no_ref = torch.zeros(1, 2 * M, dtype=torch.float64, device=device)
+    first_bias = 2 * tables.log(torch.tensor([SIM_MIN], dtype=torch.float64, device=device))
     largest, done = 0, 0
-    for idx in groups:
-        p = idx.numel()
+    for p in sizes:
         now = slice(done, done + p)
+        idx = order[now]
         phi_loc = coder.local(ybuf.index_select(0, at_ctx[now].flatten()).view(p, -1))
         phi_ref, bias = no_ref.expand(p, -1), None
         if coder.reference:
@@ -116,7 +118,7 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
         if bias is not None:
             logits[1] += bias.view(p, 1)
         sym = code_group(idx, tables.coding_tables(logits.reshape(3, -1), means.reshape(3, -1),
-                                                   scale_idx.reshape(3, -1), coder.only_last))
+                                                   scale_idx.reshape(3, -1), coder.only_last)).to(device)
         ybuf.index_copy_(0, at_self[now], sym)
         largest = max(largest, int(sym.abs().max()))
         if coder.reference:
@@ -163,7 +165,7 @@ def encode_latents(model, y_sym: torch.Tensor, z_hat: torch.Tensor) -> bytes:
 
     def write(idx, t: CodingTables):
         sym = flat[idx] + 0.0        # +0.0 turns -0 into 0
-        values = sym.flatten().numpy().astype(np.int32)
+        values = sym.flatten().cpu().numpy().astype(np.int32)
         symbols, escaped = _window_symbols(values, t)
         enc.encode(symbols, window, t.probs)
         if escaped.any():

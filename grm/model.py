@@ -108,6 +108,11 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where a model's weights live: coding moves its inputs there."""
+    return next(model.parameters()).device
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
@@ -239,9 +244,11 @@ class GRM(CompressionModel):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor):
-        """(1, 3, H, W) in [0, 1] (or uint8) → ([z bytes, ŷ bytes], ŷ int tensor)."""
+        """(1, 3, H, W) in [0, 1] (or uint8), on any device → ([z bytes, ŷ bytes], ŷ int
+        tensor). The photo is moved to the model's device a tile at a time."""
         from .latent_coder import MAX_SYMBOL, encode_latents
-        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t))).contiguous(), self.pad(x), Y_STRIDE, 1)
+        dev = device_of(self)
+        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t.to(dev)))).contiguous(), self.pad(x), Y_STRIDE, 1)
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelFileError
+from .errors import DeviceError, ModelFileError
 
 FORMAT = "grm-model/1"
 
@@ -71,12 +71,31 @@ def save_model(model: torch.nn.Module, path: str | Path, name: str, extra: dict 
     return path
 
 
-def load_model(path: str | Path) -> LoadedModel:
+def coding_device(name: str = "cpu") -> torch.device:
+    """The device a model codes on. Any device writes and reads the same bitstreams
+    (the entropy model is exact integer arithmetic); only speed differs."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name!r} asked for, but torch sees no CUDA GPU on this machine")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise DeviceError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+        return torch.device("cuda", device.index or 0)
+    if device.type != "cpu":
+        raise DeviceError(f"device {name!r} is not supported (use cpu, cuda or cuda:N)")
+    return device
+
+
+def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    dev = coding_device(device)
     data = path.read_bytes()
     try:
         meta = _metadata(data)
@@ -95,12 +114,12 @@ def load_model(path: str | Path) -> LoadedModel:
         model = build(meta["arch"], config)
         model.load_state_dict(tensors)
         if coder:
-            model.attach_integer_model(IntegerEntropyModel.from_tensors(coder, model))
+            model.attach_integer_model(IntegerEntropyModel.from_tensors(coder, model).to(dev))
     except ModelFileError:
         raise
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise ModelFileError(f"{path}: weights do not fit the stored config: {e}") from None
-    model.eval()
+    model.to(dev).eval()
     try:
         extra = json.loads(meta.get("extra", "{}"))
     except json.JSONDecodeError:

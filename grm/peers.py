@@ -15,7 +15,7 @@ from compressai.models.base import CompressionModel
 
 from .latent_coder import padded_stream
 from .image_io import unit_float
-from .model import STRIDE, GRM, config_from
+from .model import STRIDE, GRM, config_from, device_of
 
 PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressiveHierarchicalPriors}
 
@@ -44,7 +44,7 @@ class Peer(CompressionModel):
     @torch.no_grad()
     def compress(self, x: torch.Tensor):
         net = self.net
-        y = net.g_a(GRM.pad(unit_float(x)))
+        y = net.g_a(GRM.pad(unit_float(x.to(device_of(self)))))
         if self.arch == "bmshj2018-hyperprior":
             z = net.h_a(torch.abs(y))
             z_bytes = net.entropy_bottleneck.compress(z)[0]
@@ -73,7 +73,7 @@ class Peer(CompressionModel):
         else:
             params = net.h_s(z_hat)
             hy, wy = zh * 4, zw * 4
-            buf = torch.zeros(1, net.M, hy + 4, wy + 4)
+            buf = torch.zeros(1, net.M, hy + 4, wy + 4, device=z_hat.device)
             net._decompress_ar(padded_stream(strings[1], n_y), buf, params, hy, wy, 5, 2)
             y_hat = buf[..., 2:-2, 2:-2]
         return net.g_s(y_hat)[..., :height, :width].clamp(0, 1), y_hat

@@ -44,7 +44,7 @@ def tiled(fn, x: torch.Tensor, in_per_latent: int, out_per_latent: int, tile: in
                 continue
             part = fn(x[..., a0 * i:a1 * i, b0 * i:b1 * i])
             if out is None:
-                out = torch.empty(x.shape[0], part.shape[1], H, W, dtype=part.dtype)
+                out = torch.empty(x.shape[0], part.shape[1], H, W, dtype=part.dtype, device=part.device)
             rows, cols = min(r1 * o, H) - r0 * o, min(c1 * o, W) - c0 * o
             out[..., r0 * o:r0 * o + rows, c0 * o:c0 * o + cols] = \
                 part[..., (r0 - a0) * o:(r0 - a0) * o + rows, (c0 - b0) * o:(c0 - b0) * o + cols]

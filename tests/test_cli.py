@@ -3,6 +3,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from grm.cli import main
@@ -104,3 +105,31 @@ def test_out_of_memory_is_one_line_not_a_traceback(trained_model_path, photo, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("out of memory (an allocation of 6.0 GiB failed)" in line for line in err), err
     assert not (tmp_path / "b.grm").exists() and not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu", "unknown device 'tpu'"),
+    ("cuda:7", "cuda:7"),
+    ("meta", "not supported"),
+])
+def test_a_device_this_machine_lacks_is_one_line(trained_model_path, photo, tmp_path, capsys, device, message):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that GPU")
+    src = tmp_path / "in.png"
+    Image.fromarray(photo[:64, :64]).save(src)
+    capsys.readouterr()
+    assert main(["compress", str(src), str(tmp_path / "a.grm"), "--model", str(trained_model_path),
+                 "--device", device]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("grm: error:") and message in err[0], err
+    assert not (tmp_path / "a.grm").exists()
+
+
+def test_explicit_cpu_device_writes_the_same_file(trained_model_path, photo, tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo[:64, :64]).save(src)
+    for name, extra in (("a.grm", []), ("b.grm", ["--device", "cpu"])):
+        assert main(["compress", str(src), str(tmp_path / name), "--model", str(trained_model_path), *extra]) == 0
+    assert (tmp_path / "a.grm").read_bytes() == (tmp_path / "b.grm").read_bytes()
+    assert main(["decompress", str(tmp_path / "b.grm"), str(tmp_path / "b.png"), "--device", "cpu",
+                 "--model", str(trained_model_path)]) == 0
