@@ -9,7 +9,7 @@ round-half-even, which every IEEE-754 machine performs identically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -38,6 +38,10 @@ class QLayer:
     bias: torch.Tensor
     mult: torch.Tensor
     mult_neg: torch.Tensor
+    leaky: bool = field(init=False)
+
+    def __post_init__(self):
+        self.leaky = not torch.equal(self.mult, self.mult_neg)
 
     @classmethod
     def quantise(cls, weight: torch.Tensor, bias: torch.Tensor, in_frac: int, in_limit: int,
@@ -59,11 +63,24 @@ class QLayer:
         mult = acc_unit * 2.0 ** FRAC
         return cls(w_int, b_int, mult, mult * SLOPE if leaky else mult)
 
+    @classmethod
+    def stack(cls, layers: list["QLayer"]) -> "QLayer":
+        """Layers of one shape as one (S, out, in) layer: ``linear`` runs them as one batched
+        product (exact like any other order)."""
+        return cls(*(torch.stack([getattr(x, f.name) for x in layers]) for f in fields(cls) if f.init))
+
+    def unstack(self, i: int) -> "QLayer":
+        return QLayer(self.weight[i], self.bias[i], self.mult[i], self.mult_neg[i])
+
     def requantise(self, acc: torch.Tensor, dim: int) -> torch.Tensor:
-        shape = [1] * acc.dim()
-        shape[dim] = -1
-        m = torch.where(acc >= 0, self.mult.view(shape), self.mult_neg.view(shape))
-        return torch.round(acc * m).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        """acc (consumed) → output units; channels on axis 0 (maps) or -1 (rows)."""
+        if dim == 0:
+            shape = (-1,) + (1,) * (acc.dim() - 1)
+            mult, neg = self.mult.view(shape), self.mult_neg.view(shape)
+        else:
+            mult, neg = self.mult.unsqueeze(-2), self.mult_neg.unsqueeze(-2)
+        acc.mul_(torch.where(acc >= 0, mult, neg) if self.leaky else mult)
+        return acc.round_().clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     # -- storage: small integer weights, exact scalars ---------------------------------
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
@@ -80,8 +97,8 @@ class QLayer:
 
 
 def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
-    """(P, in) integers → (P, out) integers."""
-    return layer.requantise(matmul(x, layer.weight.t()) + layer.bias, 1)
+    """(P, in) integers → (P, out) integers; a stacked layer maps (S, P, in) → (S, P, out)."""
+    return layer.requantise(matmul(x, layer.weight.transpose(-1, -2)) + layer.bias.unsqueeze(-2), -1)
 
 
 BAND = 16  # input rows per step of a convolution: memory does not grow with the image
