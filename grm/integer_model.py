@@ -29,14 +29,6 @@ class IntegerEntropyModel:
                  reference: bool, only_last: bool):
         self.layers, self.tables, self.M = layers, tables, channels
         self.reference, self.only_last = reference, only_last
-        # The three parameter networks' second and third layers share their shapes: each is
-        # held once, as a stacked layer (one batched product per group instead of three),
-        # and the per-stage layers are views into it.
-        self.stacked = {}
-        for i in (1, 2):
-            names = [f"s{k}.{i}" for k in (1, 2, 3)]
-            self.stacked[i] = QLayer.stack([layers[n] for n in names])
-            layers.update({n: self.stacked[i].unstack(k) for k, n in enumerate(names)})
 
     # -- export and storage ------------------------------------------------------------
     @classmethod
@@ -107,8 +99,10 @@ class IntegerEntropyModel:
     def stages(self, phi_loc: torch.Tensor, phi_ref: torch.Tensor, psi: torch.Tensor):
         """The three parameter networks → (logits, means, σ indices), each (3, P, M) int."""
         inputs = (phi_loc, torch.cat([phi_loc, phi_ref], 1), torch.cat([phi_loc, phi_ref, psi.double()], 1))
-        x = torch.stack([linear(x, self.layers[f"s{k}.0"]) for k, x in enumerate(inputs, 1)])   # 3, P, hidden
-        for i in (1, 2):
-            x = linear(x, self.stacked[i])
-        logits, means, log_scales = x.long().split(self.M, -1)
+        outs = []
+        for k, x in enumerate(inputs, 1):
+            for i in range(3):       # one product per stage: faster here than a batched bmm
+                x = linear(x, self.layers[f"s{k}.{i}"])
+            outs.append(x)
+        logits, means, log_scales = torch.stack(outs).long().split(self.M, -1)
         return logits, means, self.tables.scale_index(log_scales)

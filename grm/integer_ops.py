@@ -9,7 +9,7 @@ round-half-even, which every IEEE-754 machine performs identically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 
@@ -63,15 +63,6 @@ class QLayer:
         mult = acc_unit * 2.0 ** FRAC
         return cls(w_int, b_int, mult, mult * SLOPE if leaky else mult)
 
-    @classmethod
-    def stack(cls, layers: list["QLayer"]) -> "QLayer":
-        """Layers of one shape as one (S, out, in) layer: ``linear`` runs them as one batched
-        product (exact like any other order)."""
-        return cls(*(torch.stack([getattr(x, f.name) for x in layers]) for f in fields(cls) if f.init))
-
-    def unstack(self, i: int) -> "QLayer":
-        return QLayer(self.weight[i], self.bias[i], self.mult[i], self.mult_neg[i])
-
     def requantise(self, acc: torch.Tensor, dim: int) -> torch.Tensor:
         """acc (consumed) → output units; channels on axis 0 (maps) or -1 (rows)."""
         if dim == 0:
@@ -97,7 +88,7 @@ class QLayer:
 
 
 def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
-    """(P, in) integers → (P, out) integers; a stacked layer maps (S, P, in) → (S, P, out)."""
+    """(P, in) integers → (P, out) integers."""
     return layer.requantise(matmul(x, layer.weight.transpose(-1, -2)) + layer.bias.unsqueeze(-2), -1)
 
 

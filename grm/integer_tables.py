@@ -79,10 +79,18 @@ class Tables:
         self.phi, self.sigma, self.exp = t["phi"].long(), t["sigma"].long(), t["exp"].long()
         self.inv_sigma = t["inv_sigma"].double()
         self.log_mant, self.log_exp = t["log_mant"].long(), t["log_exp"].long()
-        # Φ and its steps as int32 for ``cdf``: every intermediate there stays below 2^31
-        # (Φ < 2^30, a step × 255 < 2^29), and half the bytes make it twice as fast.
-        self._phi32 = self.phi.int()
-        self._dphi32 = (self.phi[1:] - self.phi[:-1]).int()
+        self._phi_fine = self._interpolated(self.phi)
+
+    @staticmethod
+    def _interpolated(phi: torch.Tensor) -> torch.Tensor:
+        """Φ at every t in units of 2^-T_BITS (2^20 int32, 4 MB), linearly interpolated in
+        integers from the stored table: ``cdf`` is then one lookup, and gives the same
+        integers as interpolating per call (every intermediate here is below 2^31)."""
+        shift = T_BITS - T_STEP_BITS
+        t = torch.arange(2 * T_MAX << T_BITS, dtype=torch.int64, device=phi.device)
+        i, f = t >> shift, t & ((1 << shift) - 1)
+        step = torch.cat([phi[1:] - phi[:-1], phi[-1:] * 0])
+        return (phi[i] + ((step[i] * f) >> shift)).int()
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TABLE_NAMES}
@@ -99,13 +107,10 @@ class Tables:
 
     def cdf(self, d: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Φ(d / σ_s) in units of 2^-CDF_BITS (int32), for integer d in units of 2^-FRAC:
-        the table at t = d/σ in units of 2^-T_BITS, linearly interpolated in integers."""
+        t = d/σ rounded to units of 2^-T_BITS, looked up in the interpolated table."""
         limit = T_MAX << T_BITS
-        t = (d.double() * self.inv_sigma[s]).round_().clamp_(-limit, limit - 1).int().add_(limit)
-        shift = T_BITS - T_STEP_BITS
-        i = (t >> shift).long()
-        f = t.bitwise_and_((1 << shift) - 1)
-        return self._phi32[i].add_(self._dphi32[i].mul_(f).bitwise_right_shift_(shift))
+        t = (d.double() * self.inv_sigma[s]).round_().clamp_(-limit, limit - 1).long().add_(limit)
+        return torch.take(self._phi_fine, t)
 
     def bin_prob(self, v: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """P(round(X) = v), X ~ N(mean, σ_s), in units of 2^-CDF_BITS (stable side)."""

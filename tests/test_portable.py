@@ -166,3 +166,20 @@ def test_banded_convolutions_match_the_whole_image(monkeypatch):
         for band in (1, 2, 4):
             monkeypatch.setattr(integer_ops, "BAND", band)
             assert torch.equal(op(x, layer), whole), (k, band)
+
+
+def test_cdf_lookup_is_the_stored_table_interpolated():
+    """Φ is looked up in a table interpolated once at load; the integers must be those of
+    interpolating the stored 2^-8 table per call (what earlier files were coded with)."""
+    from grm.integer_tables import T_BITS, T_MAX, T_STEP_BITS, build_tables
+    tables = Tables(build_tables())
+    d = torch.arange(-(1 << 21), 1 << 21, 3, dtype=torch.int64)
+    s = torch.arange(d.numel()) % tables.sigma.numel()
+    t = torch.round(d.double() * tables.inv_sigma[s]).long()
+    limit = T_MAX << T_BITS
+    t = t.clamp(-limit, limit - 1) + limit
+    shift = T_BITS - T_STEP_BITS
+    i, f = t >> shift, t & ((1 << shift) - 1)
+    expected = tables.phi[i] + (((tables.phi[i + 1] - tables.phi[i]) * f) >> shift)
+    assert torch.equal(tables.cdf(d, s).long(), expected)
+    assert torch.equal(tables.cdf(d.double(), s).long(), expected)   # float64 integers too
