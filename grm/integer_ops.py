@@ -89,7 +89,7 @@ class QLayer:
 
 def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     """(P, in) integers → (P, out) integers."""
-    return layer.requantise(matmul(x, layer.weight.transpose(-1, -2)) + layer.bias.unsqueeze(-2), -1)
+    return layer.requantise(matmul(x, layer.weight.t()) + layer.bias, -1)
 
 
 BAND = 16  # input rows per step of a convolution: memory does not grow with the image

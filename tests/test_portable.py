@@ -57,9 +57,9 @@ def _reversed_numpy_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Another summation order on another library: numpy, inner dimension in reverse
     chunks of 7. Exact integer sums must not notice."""
     A, B = a.double().numpy(), b.double().numpy()
-    out = np.zeros(A.shape[:-1] + B.shape[-1:])          # (…, P, N), batched products too
-    for k in reversed(range(0, A.shape[-1], 7)):
-        out += A[..., k:k + 7] @ B[..., k:k + 7, :]
+    out = np.zeros((A.shape[0], B.shape[1]))
+    for k in reversed(range(0, A.shape[1], 7)):
+        out += A[:, k:k + 7] @ B[k:k + 7]
     return torch.from_numpy(out).to(a.dtype)
 
 
