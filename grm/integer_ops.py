@@ -20,9 +20,10 @@ EXACT = float(1 << 53)
 SLOPE = 0.01               # nn.LeakyReLU's default negative slope
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The one place where sums are formed (tests swap in another summation order)."""
-    return torch.matmul(a, b)
+def matmul(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b (+ add): the one place where sums are formed (tests swap in another
+    summation order)."""
+    return torch.matmul(a, b) if add is None else torch.addmm(add, a, b)
 
 
 @dataclass
@@ -89,7 +90,7 @@ class QLayer:
 
 def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     """(P, in) integers → (P, out) integers."""
-    return layer.requantise(matmul(x, layer.weight.t()) + layer.bias, -1)
+    return layer.requantise(matmul(x, layer.weight.t(), layer.bias), -1)
 
 
 BAND = 16  # input rows per step of a convolution: memory does not grow with the image

@@ -116,7 +116,8 @@ class Tables:
         """P(round(X) = v), X ~ N(mean, σ_s), in units of 2^-CDF_BITS (stable side)."""
         d = (v.long() * 2 ** FRAC - mean.long()).abs()
         half = 1 << (FRAC - 1)
-        return self.cdf(half - d, s) - self.cdf(-half - d, s)
+        upper, lower = self.cdf(torch.stack([half - d, -half - d]), s)
+        return upper - lower
 
     def log(self, v: torch.Tensor) -> torch.Tensor:
         """ln v for v in [SIM_MIN, 1] (float64), in units of 2^-FRAC."""
@@ -142,9 +143,10 @@ class Tables:
         reach = ((m - centre * one).abs() + int(TAIL_SIGMAS) * self.sigma[s]).amax(0)   # C, 2^-FRAC
         half = int(min(MAX_HALF_WIDTH, max(1, -(-int(reach.max()) // one))))
         length = 2 * half + 1
-        edges = ((centre.unsqueeze(1) - half + torch.arange(length + 1, device=centre.device)) * one
-                 - one // 2).double()                                                # C, L+1
-        cum = self.cdf(edges.unsqueeze(0) - m.double().unsqueeze(-1), s.unsqueeze(-1))       # K, C, L+1
+        # bin edges relative to each component's mean: the first edge, then steps of one
+        first = ((centre - half) * one - one // 2 - m).double()                             # K, C
+        steps = torch.arange(length + 1, dtype=torch.float64, device=centre.device) * one
+        cum = self.cdf(first.unsqueeze(-1) + steps, s.unsqueeze(-1))                        # K, C, L+1
         # weighted bin masses: integers below 2^48 (≤ total · 2^30), exact in float64
         pmf = (w.double().unsqueeze(-1) * (cum[..., 1:] - cum[..., :-1])).sum(0)             # C, L
         tail = (total << CDF_BITS).double().unsqueeze(1) - pmf.sum(1, keepdim=True)

@@ -53,13 +53,15 @@ def test_files_decode_bit_exactly_across_thread_counts(model_file, photos):
                 assert torch.equal(y, enc.y_symbols), (t_enc, t_dec)
 
 
-def _reversed_numpy_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _reversed_numpy_matmul(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
     """Another summation order on another library: numpy, inner dimension in reverse
-    chunks of 7. Exact integer sums must not notice."""
+    chunks of 7, the added term last. Exact integer sums must not notice."""
     A, B = a.double().numpy(), b.double().numpy()
     out = np.zeros((A.shape[0], B.shape[1]))
     for k in reversed(range(0, A.shape[1], 7)):
         out += A[:, k:k + 7] @ B[k:k + 7]
+    if add is not None:
+        out += add.double().numpy()
     return torch.from_numpy(out).to(a.dtype)
 
 
