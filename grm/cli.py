@@ -236,7 +236,8 @@ def _add_model_options(p: argparse.ArgumentParser, choose: bool) -> None:
     g.add_argument("--models", metavar="DIR", action="append",
                    help="folder to search for models (repeatable; default $GRM_MODELS, else data/models)")
     g.add_argument("--device", default="cpu", metavar="DEV",
-                   help="run the model on cpu (default), cuda or cuda:N; files decode the same on any of them")
+                   help="run the model on cpu (default), cuda or cuda:N; grm's files decode the same on any "
+                        "of them (compressai peers' do not: their entropy models are float)")
     if choose:
         g.add_argument("--rate", default=None, help="the model at this rate point (e.g. q2) in the model folders")
         g.add_argument("--bpp", type=float, default=None,
