@@ -87,10 +87,11 @@ class Tables:
         integers from the stored table: ``cdf`` is then one lookup, and gives the same
         integers as interpolating per call (every intermediate here is below 2^31)."""
         shift = T_BITS - T_STEP_BITS
-        t = torch.arange(2 * T_MAX << T_BITS, dtype=torch.int64, device=phi.device)
-        i, f = t >> shift, t & ((1 << shift) - 1)
-        step = torch.cat([phi[1:] - phi[:-1], phi[-1:] * 0])
-        return (phi[i] + ((step[i] * f) >> shift)).int()
+        per_entry = 1 << shift
+        phi = phi.int()
+        step = torch.cat([phi[1:] - phi[:-1], phi[:1] * 0])
+        f = torch.arange(per_entry, dtype=torch.int32, device=phi.device)
+        return (phi.unsqueeze(1) + ((step.unsqueeze(1) * f) >> shift))[:-1].flatten()
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TABLE_NAMES}
