@@ -27,6 +27,18 @@ def photo(width: int, height: int) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).float().div(255).unsqueeze(0)
 
 
+def untrained_grm(config: str, **overrides):
+    """An untrained, seeded GRM ready to code as a model file carries it: CDF tables built
+    and the integer entropy model attached (not exported again at every call)."""
+    from grm.integer_model import IntegerEntropyModel
+    from grm.model import GRM, config_from
+    torch.manual_seed(0)
+    model = GRM({**config_from(config).to_dict(), **overrides}).eval()
+    model.update(force=True)
+    model.attach_integer_model(IntegerEntropyModel.export(model))
+    return model
+
+
 def timed(fn, repeat):
     best, out = float("inf"), None
     for _ in range(repeat):
@@ -43,12 +55,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     from compressai.models import JointAutoregressiveHierarchicalPriors
-    from grm.integer_model import IntegerEntropyModel
     from grm.model import GRM, config_from
     cfg = config_from(args.config)
     w, h = map(int, args.size.split("x"))
     x = photo(w, h)
-    import dataclasses
     rows = {}
     with torch.no_grad():
         mbt = JointAutoregressiveHierarchicalPriors(N=cfg.N, M=cfg.M).eval()
@@ -58,10 +68,7 @@ def main():
         md, _ = timed(lambda: mbt.decompress(mo["strings"], mo["shape"]), args.repeat)
         rows["mbt2018"] = (me, md, sum(len(s[0]) for s in mo["strings"]))
         for order in ("raster", "wavefront"):
-            torch.manual_seed(0)
-            grm = GRM(dataclasses.replace(cfg, decode_order=order)).eval()
-            grm.update(force=True)
-            grm.attach_integer_model(IntegerEntropyModel.export(grm))   # as a model file carries it
+            grm = untrained_grm(args.config, decode_order=order)
             ge, (gs, ys) = timed(lambda: grm.compress(x), args.repeat)
             gd, (_, yd) = timed(lambda: grm.decompress(gs, h, w), args.repeat)
             assert torch.equal(ys, yd), "decoder out of sync"

@@ -43,15 +43,11 @@ def float_package(folder: Path):
 def pairs(args, float_files):
     """(label, float model, integer model, photo) with the same weights in both."""
     from grm.image_io import read_image, to_tensor
-    from grm.model import GRM, config_from
     from grm.model_file import load_model
     if args.config:
-        from bench_codec import photo
-        torch.manual_seed(0)
-        cfg = config_from(args.config).to_dict()
-        new = GRM(cfg).eval()
-        new.update(force=True)
-        old = float_files.build("grm", cfg)
+        from bench_codec import photo, untrained_grm
+        new = untrained_grm(args.config)
+        old = float_files.build("grm", new.export_config())
         old.load_state_dict(new.state_dict())
         w, h = map(int, args.size.split("x"))
         yield f"{args.config} (untrained) {args.size}", old.eval(), new, photo(w, h)

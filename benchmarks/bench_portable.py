@@ -56,13 +56,8 @@ def main():
           f"{'cost':>8s}   (ŷ stream; threads={torch.get_num_threads()})")
     totals = np.zeros(2)
     if args.config:
-        from grm.integer_model import IntegerEntropyModel
-        from grm.model import GRM, config_from
-        from bench_codec import photo
-        torch.manual_seed(0)
-        model = GRM({**config_from(args.config).to_dict(), "decode_order": args.order}).eval()
-        model.update(force=True)
-        model.attach_integer_model(IntegerEntropyModel.export(model))   # as a model file carries it
+        from bench_codec import photo, untrained_grm
+        model = untrained_grm(args.config, decode_order=args.order)
         w, h = map(int, args.size.split("x"))
         totals += _row(f"{args.config} (untrained)/coffee", model, photo(w, h))
     else:
