@@ -42,6 +42,8 @@ class QLayer:
     leaky: bool = field(init=False)
 
     def __post_init__(self):
+        if bool((self.mult_neg > self.mult).any()):
+            raise ValueError("an entropy-model layer has a negative-side multiplier above its positive one")
         self.leaky = not torch.equal(self.mult, self.mult_neg)
 
     @classmethod
@@ -71,7 +73,10 @@ class QLayer:
             mult, neg = self.mult.view(shape), self.mult_neg.view(shape)
         else:
             mult, neg = self.mult.unsqueeze(-2), self.mult_neg.unsqueeze(-2)
-        acc.mul_(torch.where(acc >= 0, mult, neg) if self.leaky else mult)
+        if self.leaky:      # mult ≥ mult_neg: the larger product is the one for acc's sign
+            acc = torch.maximum(acc * mult, acc.mul_(neg))
+        else:
+            acc.mul_(mult)
         return acc.round_().clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     # -- storage: small integer weights, exact scalars ---------------------------------

@@ -64,6 +64,12 @@ def build_tables() -> dict[str, torch.Tensor]:
     return out
 
 
+def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table[index] for a 1-D table: index_select is 2-3x faster than advanced indexing
+    or take on the coder's small groups (and single-threaded, so the same everywhere)."""
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
+
+
 class Tables:
     """The stored lookup tables, with the integer functions built on them."""
 
@@ -80,6 +86,7 @@ class Tables:
         self.inv_sigma = t["inv_sigma"].double()
         self.log_mant, self.log_exp = t["log_mant"].long(), t["log_exp"].long()
         self._phi_fine = self._interpolated(self.phi)
+        self._step_cache: dict = {}
 
     @staticmethod
     def _interpolated(phi: torch.Tensor) -> torch.Tensor:
@@ -110,8 +117,8 @@ class Tables:
         """Φ(d / σ_s) in units of 2^-CDF_BITS (int32), for integer d in units of 2^-FRAC:
         t = d/σ rounded to units of 2^-T_BITS, looked up in the interpolated table."""
         limit = T_MAX << T_BITS
-        t = (d.double() * self.inv_sigma[s]).round_().clamp_(-limit, limit - 1).long().add_(limit)
-        return torch.take(self._phi_fine, t)
+        t = (d.double() * lookup(self.inv_sigma, s)).round_().clamp_(-limit, limit - 1).int().add_(limit)
+        return lookup(self._phi_fine, t)
 
     def bin_prob(self, v: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """P(round(X) = v), X ~ N(mean, σ_s), in units of 2^-CDF_BITS (stable side)."""
@@ -124,7 +131,7 @@ class Tables:
         """ln v for v in [SIM_MIN, 1] (float64), in units of 2^-FRAC."""
         m, e = torch.frexp(v.clamp(SIM_MIN, 1.0))
         i = (m * 2 ** (MANT_BITS + 1)).long() - 2 ** MANT_BITS
-        return self.log_mant[i.clamp_(0, 2 ** MANT_BITS - 1)] + self.log_exp[e.long() + EXP_RANGE]
+        return lookup(self.log_mant, i.clamp_(0, 2 ** MANT_BITS - 1)) + lookup(self.log_exp, e.long() + EXP_RANGE)
 
     def coding_tables(self, logits: torch.Tensor, means: torch.Tensor, s: torch.Tensor,
                       only_last: bool) -> CodingTables:
@@ -133,25 +140,31 @@ class Tables:
         A window around the mixture mean wide enough for every component's
         mean ± TAIL_SIGMAS·σ (at most 2·MAX_HALF_WIDTH+1 symbols), then an escape bin.
         """
-        diff = (logits.amax(0) - logits).long().clamp_(max=self.exp.numel() - 1)
-        w = self.exp[diff]                                                   # K, C
+        diff = (logits.amax(0) - logits).clamp_(max=self.exp.numel() - 1)
+        w = lookup(self.exp, diff)                                                 # K, C
         if only_last:
             w[:-1] = 0
         total = w.sum(0)
-        m = means.long()
         one = 1 << FRAC
-        centre = torch.div((w * m).sum(0) + total * (one // 2), total * one, rounding_mode="floor")
-        reach = ((m - centre * one).abs() + int(TAIL_SIGMAS) * self.sigma[s]).amax(0)   # C, 2^-FRAC
+        centre = torch.div((w * means).sum(0) + total * (one // 2), total * one, rounding_mode="floor")
+        reach = ((means - centre * one).abs_() + int(TAIL_SIGMAS) * lookup(self.sigma, s)).amax(0)  # C, 2^-FRAC
         half = int(min(MAX_HALF_WIDTH, max(1, -(-int(reach.max()) // one))))
-        length = 2 * half + 1
         # bin edges relative to each component's mean: the first edge, then steps of one
-        first = ((centre - half) * one - one // 2 - m).double()                             # K, C
-        steps = torch.arange(length + 1, dtype=torch.float64, device=centre.device) * one
-        cum = self.cdf(first.unsqueeze(-1) + steps, s.unsqueeze(-1))                        # K, C, L+1
-        # weighted bin masses: integers below 2^48 (≤ total · 2^30), exact in float64
-        pmf = (w.double().unsqueeze(-1) * (cum[..., 1:] - cum[..., :-1])).sum(0)             # C, L
-        tail = (total << CDF_BITS).double().unsqueeze(1) - pmf.sum(1, keepdim=True)
-        probs = torch.cat([pmf, tail], 1).cpu()
+        first = (centre * one - (half * one + one // 2) - means).double()                  # K, C
+        cum = self.cdf(first.unsqueeze(-1) + self._steps(2 * half + 2, first.device), s.unsqueeze(-1))  # K, C, L+1
+        # the mixture's CDF at every edge (Σ_k w_k Φ_k: integers below 2^48, exact in
+        # float64), then the total mass as one more edge: consecutive differences are the
+        # bin masses and, last, the escape bin's mass
+        at_edges = (w.double().unsqueeze(-1) * cum).sum(0)                                  # C, L+1
+        at_edges = torch.cat([at_edges, at_edges[:, :1] + (total << CDF_BITS).double().unsqueeze(1)], 1)
+        probs = (at_edges[:, 1:] - at_edges[:, :-1]).cpu()
         return CodingTables(probs.numpy(),
                             (centre - half).cpu().numpy().astype(np.int32), centre.double().cpu().numpy(),
                             (reach.double() / one).clamp(min=1.0).cpu().numpy())
+
+    def _steps(self, n: int, device) -> torch.Tensor:
+        """0, 2^FRAC, 2·2^FRAC, … (n of them, float64), made once per length."""
+        key = (n, str(device))
+        if key not in self._step_cache:
+            self._step_cache[key] = torch.arange(n, dtype=torch.float64, device=device) * (1 << FRAC)
+        return self._step_cache[key]

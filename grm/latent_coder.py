@@ -50,18 +50,19 @@ def _best_reference(d, d_norm, cand, cand_norm, largest: int):
     exact32 = float(d.abs().sum(1).max()) * largest < 2 ** 24 and \
         torch.get_float32_matmul_precision() == "highest"
     q = d if exact32 else d.double()
-    best_j = torch.zeros(d.shape[0], dtype=torch.long, device=d.device)
-    best = torch.full((d.shape[0],), -float("inf"), dtype=torch.float64, device=d.device)
+    best = best_j = None
     for start in range(0, cand.shape[0], CANDIDATES):
         block = cand[start:start + CANDIDATES]
         dots = integer_ops.matmul(q, (block if exact32 else block.double()).t()).double()
         denom = d_norm.unsqueeze(1) * cand_norm[start:start + CANDIDATES].unsqueeze(0)
         cos = dots.div_(denom.clamp(min=1.0)).masked_fill_(denom <= 0, 0.0)
-        j = cos.argmax(1)
-        val = cos.gather(1, j.unsqueeze(1)).squeeze(1)
-        better = val > best
-        best = torch.where(better, val, best)
-        best_j = torch.where(better, j + start, best_j)
+        val, j = cos.max(1)      # the first of equal maxima, as argmax
+        if best is None:
+            best, best_j = val, j
+        else:
+            better = val > best
+            best = torch.where(better, val, best)
+            best_j = torch.where(better, j + start, best_j)
     return best_j, best
 
 

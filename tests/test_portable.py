@@ -185,3 +185,17 @@ def test_cdf_lookup_is_the_stored_table_interpolated():
     expected = tables.phi[i] + (((tables.phi[i + 1] - tables.phi[i]) * f) >> shift)
     assert torch.equal(tables.cdf(d, s).long(), expected)
     assert torch.equal(tables.cdf(d.double(), s).long(), expected)   # float64 integers too
+
+
+def test_leaky_requantisation_takes_the_multiplier_of_the_sign():
+    """The LeakyReLU is folded into the requantisation as max(acc·mult, acc·mult_neg);
+    that must be acc·mult for acc ≥ 0 and acc·mult_neg below, bit for bit."""
+    torch.manual_seed(3)
+    layer = integer_ops.QLayer.quantise(torch.randn(64, 32), torch.randn(64), 10, 1 << 22, leaky=True)
+    acc = torch.round(torch.randn(500, 64, dtype=torch.float64) * 2 ** 40)
+    acc[:, :4] = 0.0
+    chosen = torch.where(acc >= 0, layer.mult, layer.mult_neg)
+    expected = (acc * chosen).round().clamp(-integer_ops.ACT_LIMIT, integer_ops.ACT_LIMIT)
+    assert torch.equal(layer.requantise(acc.clone(), -1), expected)
+    with pytest.raises(ValueError, match="negative-side multiplier"):
+        integer_ops.QLayer(layer.weight, layer.bias, layer.mult_neg, layer.mult)
