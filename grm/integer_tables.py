@@ -86,7 +86,7 @@ class Tables:
         self.inv_sigma = t["inv_sigma"].double()
         self.log_mant, self.log_exp = t["log_mant"].long(), t["log_exp"].long()
         self._phi_fine = self._interpolated(self.phi)
-        self._step_cache: dict = {}
+        self._cache: dict = {}
 
     @staticmethod
     def _interpolated(phi: torch.Tensor) -> torch.Tensor:
@@ -122,10 +122,17 @@ class Tables:
 
     def bin_prob(self, v: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """P(round(X) = v), X ~ N(mean, σ_s), in units of 2^-CDF_BITS (stable side)."""
-        d = (v.long() * 2 ** FRAC - mean.long()).abs()
-        half = 1 << (FRAC - 1)
-        upper, lower = self.cdf(torch.stack([half - d, -half - d]), s)
+        d = (v.double() * 2 ** FRAC - mean).abs_()          # exact: integers below 2^53
+        upper, lower = self.cdf(torch.sub(self._half_bin(d.device), d), s)
         return upper - lower
+
+    def _half_bin(self, device) -> torch.Tensor:
+        """(+½, −½) in units of 2^-FRAC, shaped to broadcast against (P, M)."""
+        key = ("half", str(device))
+        if key not in self._cache:
+            half = 1 << (FRAC - 1)
+            self._cache[key] = torch.tensor([half, -half], dtype=torch.float64, device=device).view(2, 1, 1)
+        return self._cache[key]
 
     def log(self, v: torch.Tensor) -> torch.Tensor:
         """ln v for v in [SIM_MIN, 1] (float64), in units of 2^-FRAC."""
@@ -164,7 +171,7 @@ class Tables:
 
     def _steps(self, n: int, device) -> torch.Tensor:
         """0, 2^FRAC, 2·2^FRAC, … (n of them, float64), made once per length."""
-        key = (n, str(device))
-        if key not in self._step_cache:
-            self._step_cache[key] = torch.arange(n, dtype=torch.float64, device=device) * (1 << FRAC)
-        return self._step_cache[key]
+        key = ("steps", n, str(device))
+        if key not in self._cache:
+            self._cache[key] = torch.arange(n, dtype=torch.float64, device=device) * (1 << FRAC)
+        return self._cache[key]

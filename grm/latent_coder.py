@@ -47,15 +47,16 @@ def _best_reference(d, d_norm, cand, cand_norm, largest: int):
     in blocks, and a later block wins only with a strictly larger cosine, as one argmax
     over all of them would choose.
     """
-    exact32 = float(d.abs().sum(1).max()) * largest < 2 ** 24 and \
-        torch.get_float32_matmul_precision() == "highest"
+    exact32 = torch.get_float32_matmul_precision() == "highest" and \
+        (d.shape[1] * largest * largest < 2 ** 24 or float(d.abs().sum(1).max()) * largest < 2 ** 24)
     q = d if exact32 else d.double()
     best = best_j = None
     for start in range(0, cand.shape[0], CANDIDATES):
         block = cand[start:start + CANDIDATES]
-        dots = integer_ops.matmul(q, (block if exact32 else block.double()).t()).double()
-        denom = d_norm.unsqueeze(1) * cand_norm[start:start + CANDIDATES].unsqueeze(0)
-        cos = dots.div_(denom.clamp(min=1.0)).masked_fill_(denom <= 0, 0.0)
+        dots = integer_ops.matmul(q, (block if exact32 else block.double()).t())
+        # norms are 0 or ≥ 1: a zero descriptor has zero dot products, so 0 / 1 = 0
+        denom = (d_norm.unsqueeze(1) * cand_norm[start:start + CANDIDATES].unsqueeze(0)).clamp_(min=1.0)
+        cos = torch.div(dots, denom)         # float64: the float32 dots convert exactly
         val, j = cos.max(1)      # the first of equal maxima, as argmax
         if best is None:
             best, best_j = val, j
@@ -111,8 +112,8 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
             norm[now] = torch.sqrt(d.double().square().sum(1))
             if done > 0:
                 j, sim = _best_reference(d, norm[now], desc[:done], norm[:done], largest)
-                bias = tables.log(sim) + log_conf[j]
-                phi_ref = coder.reference_feature(ybuf.index_select(0, at_ref[j].flatten()).view(p, -1))
+                bias = tables.log(sim) + log_conf.index_select(0, j)
+                phi_ref = coder.reference_feature(ybuf.index_select(0, at_ref.index_select(0, j).flatten()).view(p, -1))
             else:
                 bias = first_bias.expand(p)
         logits, means, scale_idx = coder.stages(phi_loc, phi_ref, psi.index_select(0, idx))        # each 3, P, M
