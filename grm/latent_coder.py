@@ -157,7 +157,7 @@ def _window_symbols(values: np.ndarray, t: CodingTables) -> tuple[np.ndarray, np
     return np.where(escaped, length, idx).astype(np.int32), escaped
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode_latents(model, y_sym: torch.Tensor, z_hat: torch.Tensor) -> bytes:
     """ŷ (clamped to ±MAX_SYMBOL by the caller) → bytes."""
     _check_single(z_hat)
@@ -178,7 +178,7 @@ def encode_latents(model, y_sym: torch.Tensor, z_hat: torch.Tensor) -> bytes:
     return enc.get_compressed().astype("<u4").tobytes()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_latents(model, data: bytes, z_hat: torch.Tensor) -> torch.Tensor:
     _check_single(z_hat)
     if len(data) % 4:
