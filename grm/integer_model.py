@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .integer_ops import ACT_LIMIT, FRAC, QLayer, conv2d, conv_transpose2d, linear
+from . import integer_ops
+from .integer_ops import ACT_LIMIT, FRAC, QLayer, conv2d, conv_transpose2d, linear, requantise
 from .integer_tables import TABLE_NAMES, Tables, build_tables
 
 MAX_SYMBOL = 1 << 15    # ŷ is clamped to ±MAX_SYMBOL so every value has a code
@@ -29,6 +30,16 @@ class IntegerEntropyModel:
                  reference: bool, only_last: bool):
         self.layers, self.tables, self.M = layers, tables, channels
         self.reference, self.only_last = reference, only_last
+        # The three parameter networks side by side, layer by layer: their products stay
+        # separate, their requantisation runs once on the three stacked outputs.
+        self._stacked = []
+        for i in range(3):
+            stage = [layers[f"s{k}.{i}"] for k in (1, 2, 3)]
+            if len({layer.weight.shape[0] for layer in stage}) != 1:
+                raise ValueError(f"the parameter networks' layer {i} differ in width")
+            self._stacked.append((stage, torch.stack([layer.mult for layer in stage]),
+                                  torch.stack([layer.mult_neg for layer in stage]),
+                                  any(layer.leaky for layer in stage)))
 
     # -- export and storage ------------------------------------------------------------
     @classmethod
@@ -97,12 +108,15 @@ class IntegerEntropyModel:
         return linear(taps.double(), self.layers["ref"])
 
     def stages(self, phi_loc: torch.Tensor, phi_ref: torch.Tensor, psi: torch.Tensor):
-        """The three parameter networks → (logits, means, σ indices), each (3, P, M) int."""
-        inputs = (phi_loc, torch.cat([phi_loc, phi_ref], 1), torch.cat([phi_loc, phi_ref, psi.double()], 1))
-        outs = []
-        for k, x in enumerate(inputs, 1):
-            for i in range(3):       # one product per stage: faster here than a batched bmm
-                x = linear(x, self.layers[f"s{k}.{i}"])
-            outs.append(x)
-        logits, means, log_scales = torch.stack(outs).long().split(self.M, -1)
+        """The three parameter networks → (logits, means, σ indices), each (3, P, M) int.
+
+        Stage k reads the first 2M·k columns of [φ_loc, φ_ref, ψ]."""
+        x = torch.cat([phi_loc, phi_ref, psi], 1)                                  # P, 6M (float64)
+        inputs = [x[:, :2 * self.M * k] for k in (1, 2, 3)]
+        for stage, mult, neg, leaky in self._stacked:
+            acc = torch.stack([integer_ops.matmul(inp, layer.weight.t(), layer.bias)
+                               for inp, layer in zip(inputs, stage)], 1)
+            x = requantise(acc, mult, neg, leaky)                                       # P, 3, width
+            inputs = x.unbind(1)
+        logits, means, log_scales = x.transpose(0, 1).long().split(self.M, -1)
         return logits, means, self.tables.scale_index(log_scales)

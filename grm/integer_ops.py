@@ -70,14 +70,8 @@ class QLayer:
         """acc (consumed) → output units; channels on axis 0 (maps) or -1 (rows)."""
         if dim == 0:
             shape = (-1,) + (1,) * (acc.dim() - 1)
-            mult, neg = self.mult.view(shape), self.mult_neg.view(shape)
-        else:
-            mult, neg = self.mult.unsqueeze(-2), self.mult_neg.unsqueeze(-2)
-        if self.leaky:      # mult ≥ mult_neg: the larger product is the one for acc's sign
-            acc = torch.maximum(acc * mult, acc.mul_(neg))
-        else:
-            acc.mul_(mult)
-        return acc.round_().clamp_(-ACT_LIMIT, ACT_LIMIT)
+            return requantise(acc, self.mult.view(shape), self.mult_neg.view(shape), self.leaky)
+        return requantise(acc, self.mult, self.mult_neg, self.leaky)
 
     # -- storage: small integer weights, exact scalars ---------------------------------
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
@@ -91,6 +85,17 @@ class QLayer:
 
     def to(self, device) -> "QLayer":
         return QLayer(*(x.to(device) for x in (self.weight, self.bias, self.mult, self.mult_neg)))
+
+
+def requantise(acc: torch.Tensor, mult: torch.Tensor, neg: torch.Tensor, leaky: bool) -> torch.Tensor:
+    """Accumulators (consumed) → output units: one correctly rounded multiply by ``mult``
+    (``neg`` for negative accumulators: the LeakyReLU), round half to even, clamp.
+    The multipliers broadcast against acc's trailing axes."""
+    if leaky:      # mult ≥ neg: the larger product is the one for acc's sign
+        acc = torch.maximum(acc * mult, acc.mul_(neg))
+    else:
+        acc.mul_(mult)
+    return acc.round_().clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
