@@ -66,7 +66,7 @@ def build_tables() -> dict[str, torch.Tensor]:
 
 def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """table[index] for a 1-D table: index_select is 2-3x faster than advanced indexing
-    or take on the coder's small groups (and single-threaded, so the same everywhere)."""
+    or take on the coder's small groups."""
     return table.index_select(0, index.reshape(-1)).view(index.shape)
 
 
