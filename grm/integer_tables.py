@@ -86,7 +86,10 @@ class Tables:
         self.inv_sigma = t["inv_sigma"].double()
         self.log_mant, self.log_exp = t["log_mant"].long(), t["log_exp"].long()
         self._phi_fine = self._interpolated(self.phi)
-        self._cache: dict = {}
+        # constants of the coding functions, made once on the tables' device
+        one, device = 1 << FRAC, self.phi.device
+        self._edge_steps = torch.arange(2 * MAX_HALF_WIDTH + 2, dtype=torch.float64, device=device) * one
+        self._half_bin = torch.tensor([one // 2, -(one // 2)], dtype=torch.float64, device=device).view(2, 1, 1)
 
     @staticmethod
     def _interpolated(phi: torch.Tensor) -> torch.Tensor:
@@ -123,16 +126,8 @@ class Tables:
     def bin_prob(self, v: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """P(round(X) = v), X ~ N(mean, σ_s), in units of 2^-CDF_BITS (stable side)."""
         d = (v.double() * 2 ** FRAC - mean).abs_()          # exact: integers below 2^53
-        upper, lower = self.cdf(torch.sub(self._half_bin(d.device), d), s)
+        upper, lower = self.cdf(torch.sub(self._half_bin, d), s)   # ±½ − d
         return upper - lower
-
-    def _half_bin(self, device) -> torch.Tensor:
-        """(+½, −½) in units of 2^-FRAC, shaped to broadcast against (P, M)."""
-        key = ("half", str(device))
-        if key not in self._cache:
-            half = 1 << (FRAC - 1)
-            self._cache[key] = torch.tensor([half, -half], dtype=torch.float64, device=device).view(2, 1, 1)
-        return self._cache[key]
 
     def log(self, v: torch.Tensor) -> torch.Tensor:
         """ln v for v in [SIM_MIN, 1] (float64), in units of 2^-FRAC."""
@@ -158,7 +153,7 @@ class Tables:
         half = int(min(MAX_HALF_WIDTH, max(1, -(-int(reach.max()) // one))))
         # bin edges relative to each component's mean: the first edge, then steps of one
         first = (centre * one - (half * one + one // 2) - means).double()                  # K, C
-        cum = self.cdf(first.unsqueeze(-1) + self._steps(2 * half + 2, first.device), s.unsqueeze(-1))  # K, C, L+1
+        cum = self.cdf(first.unsqueeze(-1) + self._edge_steps[:2 * half + 2], s.unsqueeze(-1))   # K, C, L+1
         # the mixture's CDF at every edge (Σ_k w_k Φ_k: integers below 2^48, exact in
         # float64), then the total mass as one more edge: consecutive differences are the
         # bin masses and, last, the escape bin's mass
@@ -168,10 +163,3 @@ class Tables:
         return CodingTables(probs.numpy(),
                             (centre - half).cpu().numpy().astype(np.int32), centre.double().cpu().numpy(),
                             (reach.double() / one).clamp(min=1.0).cpu().numpy())
-
-    def _steps(self, n: int, device) -> torch.Tensor:
-        """0, 2^FRAC, 2·2^FRAC, … (n of them, float64), made once per length."""
-        key = ("steps", n, str(device))
-        if key not in self._cache:
-            self._cache[key] = torch.arange(n, dtype=torch.float64, device=device) * (1 << FRAC)
-        return self._cache[key]
