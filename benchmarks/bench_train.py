@@ -2,7 +2,7 @@
 and the WebDataset loader's throughput against what training consumes.
 
     python benchmarks/bench_train.py [--config paper] [--batch 8] [--crop 256] [--steps 5] [--workers 1]
-                                     [--device cuda] [--loader-batches 0]
+                                     [--device cuda] [--loader-batches 0] [--precision bf16]
 """
 
 from __future__ import annotations
@@ -15,21 +15,24 @@ from pathlib import Path
 import torch
 
 
-def stepper(model, batch: int, crop: int):
-    """One training step (forward, loss, backward, Adam) as the trainer does it, timed
-    to its end on the model's device (CUDA runs asynchronously)."""
+def stepper(model, batch: int, crop: int, precision: str = "fp32"):
+    """One training step (forward, loss, backward, Adam) as the trainer does it (channels-last,
+    bf16 autocast when asked), timed to its end on the model's device (CUDA runs asynchronously)."""
     from grm.pipeline.loss import RateDistortionLoss
     from grm.model import device_of
     dev = device_of(model)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     crit = RateDistortionLoss(0.01)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
-    x = torch.rand(batch, 3, crop, crop, device=dev)
+    model.to(memory_format=torch.channels_last)
+    x = torch.rand(batch, 3, crop, crop, device=dev).contiguous(memory_format=torch.channels_last)
+    bf16 = precision == "bf16"
 
     def step() -> float:
         sync()
         t = time.perf_counter()
-        out = crit(model(x), x)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            out = crit(model(x), x)
         opt.zero_grad()
         (out["loss"] + model.aux_loss()).backward()
         opt.step()
@@ -38,10 +41,10 @@ def stepper(model, batch: int, crop: int):
     return step
 
 
-def step_times(models: dict, batch: int, crop: int, steps: int, warmup: int = 2) -> dict:
+def step_times(models: dict, batch: int, crop: int, steps: int, warmup: int = 2, precision: str = "fp32") -> dict:
     """Per-step seconds of each model, the models' steps interleaved so that a noisy
     machine slows them alike; the first steps warm up allocators and kernels."""
-    steppers = {k: stepper(m, batch, crop) for k, m in models.items()}
+    steppers = {k: stepper(m, batch, crop, precision) for k, m in models.items()}
     times = {k: [] for k in models}
     for i in range(warmup + steps):
         for k, step in steppers.items():
@@ -59,15 +62,18 @@ def loader_rate(batch: int, crop: int, workers: int, batches: int) -> float:
     from grm.pipeline.shards import train_loader, write_shards
     from grm.image_io import read_image
     from grm.pipeline.sample_images import bundled_photos
-    folder = Path(tempfile.mkdtemp())
-    images = [(k, read_image(p)[0]) for k, p in sorted(bundled_photos().items())]
-    urls = [str(folder / n) for n in write_shards(images, folder, "train", 2)]
-    it = train_loader(urls, crop=crop, batch_size=batch, workers=workers, seed=0)
-    next(it)
-    t = time.perf_counter()
-    for _ in range(batches):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        images = [(k, read_image(p)[0]) for k, p in sorted(bundled_photos().items())]
+        urls = [str(folder / n) for n in write_shards(images, folder, "train", 2)]
+        it = train_loader(urls, crop=crop, batch_size=batch, workers=workers, seed=0)
         next(it)
-    return batches * batch / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in range(batches):
+            next(it)
+        rate = batches * batch / (time.perf_counter() - t)
+        del it       # stops the loader's workers before their shards go
+    return rate
 
 
 def main():
@@ -78,6 +84,8 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: autocast as the trainer does with train.mixed_precision: bf16")
     ap.add_argument("--loader-batches", type=int, default=20, help="batches to time the loader on (0: skip)")
     ap.add_argument("--malloc-defaults", action="store_true",
                     help="leave glibc malloc as it is (the trainer tunes it on CPU; see grm/allocator.py)")
@@ -89,12 +97,12 @@ def main():
     cfg = config_from(args.config)
     torch.manual_seed(0)
     models = {"grm": GRM(cfg).to(args.device), "mbt2018": Peer("mbt2018", cfg).to(args.device)}
-    times = step_times(models, args.batch, args.crop, args.steps)
+    times = step_times(models, args.batch, args.crop, args.steps, precision=args.precision)
     grm_s, mbt_s = median(times["grm"]), median(times["mbt2018"])
     ratios = [g / m for g, m in zip(times["grm"], times["mbt2018"])]
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
         f"cpu, threads={torch.get_num_threads()}"
-    print(f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², {where}, "
+    print(f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², {args.precision}, {where}, "
           f"median of {args.steps} interleaved steps, malloc keeps freed memory: {tuned}")
     print(f"grm step      {grm_s:8.3f} s   (min {min(times['grm']):.3f}, max {max(times['grm']):.3f})")
     print(f"mbt2018 step  {mbt_s:8.3f} s   (min {min(times['mbt2018']):.3f}, max {max(times['mbt2018']):.3f})")

@@ -225,7 +225,7 @@ def _info(args) -> int:
         kind = meta.get("entropy_model")
         print("entropy model: " + (f"{kind}, stored in the model file (exact: decodes on any machine)" if kind else
                                    "not stored (a model file from before integer entropy models: re-export it "
-                                   "with the select stage so every machine codes with the same tables)"))
+                                   "with the export stage so every machine codes with the same tables)"))
     print(f"model config:  {json.dumps(config, sort_keys=True)}")
     return 0 if matches else EXIT_ERROR
 

@@ -40,8 +40,12 @@ def test_import_walk_sees_function_level_imports():
 def test_train_params_are_the_settings_that_decide_the_weights():
     listed = {p for p in DVC["train"]["params"] if p.startswith("train.")}
     defining = {f"train.{f.name}" for f in fields(TrainSettings)
-                if f.name not in BOOKKEEPING and f.name not in ("arch", "lmbda")}
+                if f.name not in BOOKKEEPING and f.name not in ("arch", "lmbda", "init_from")}
     assert listed == defining | {"train.shards"}
+    # the base overrides steps and lr_drop_at (its own section): editing the rate points'
+    # values must not retrain it
+    base = {p for p in DVC["base"]["do"]["params"] if p.startswith("train.")}
+    assert base == listed - {"train.steps", "train.lr_drop_at"}
 
 
 def test_editing_a_model_source_changes_the_training_key(tmp_path):
@@ -59,9 +63,18 @@ def test_editing_a_model_source_changes_the_training_key(tmp_path):
     assert code_digest(copy, "stages/classic.py") == code_digest(REPO, "stages/classic.py")
 
 
+def test_no_stage_script_shadows_a_standard_library_module():
+    """`python stages/X.py` (and accelerate / torchrun launching it by path) puts stages/
+    first on sys.path: a stages/select.py once replaced the `select` subprocess imports."""
+    names = {p.stem for p in (REPO / "stages").glob("*.py")}
+    assert not names & set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("form", ["module", "path"])
 @pytest.mark.parametrize("name", sorted(DVC))
-def test_stage_help_prints_usage_and_does_nothing(name, tmp_path):
-    r = subprocess.run([sys.executable, "-m", f"stages.{name}", "--help"], cwd=tmp_path,
+def test_stage_help_prints_usage_and_does_nothing(name, form, tmp_path):
+    launch = ["-m", f"stages.{name}"] if form == "module" else [str(REPO / "stages" / f"{name}.py")]
+    r = subprocess.run([sys.executable, *launch, "--help"], cwd=tmp_path,
                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "usage:" in r.stdout, r.stderr[-2000:]
@@ -72,12 +85,13 @@ def test_stage_help_prints_usage_and_does_nothing(name, tmp_path):
 def test_every_profile_is_complete_and_valid(path):
     """`cp profiles/X.yaml params.yaml && dvc repro` must not fail on a missing or unknown key."""
     from grm.pipeline.prepare import PrepareSettings
-    from grm.pipeline.stage import run_settings
+    from grm.pipeline.stage import base_settings, run_settings
     params = yaml.safe_load((REPO / path).read_text())
     PrepareSettings.from_dict(params["prepare"])
     listed = {p.split(".", 1)[1] for p in DVC["train"]["params"] if p.startswith("train.")}
     assert listed <= set(params["train"]), f"{path} lacks {sorted(listed - set(params['train']))}"
     for variant in params["variants"]:
+        TrainSettings.from_dict(base_settings(params, variant)[0])
         for rate in params["rates"]:
             TrainSettings.from_dict(run_settings(params, variant, rate)[0])
     assert set(params["variants"]) <= set(params["report"]["labels"]) | {"grm"}

@@ -1,4 +1,4 @@
-"""DVC stage: pick the checkpoint with the best validation RD loss and export it."""
+"""DVC stage: pick the checkpoint with the best validation RD loss and export it, coding tables built."""
 
 import json
 from pathlib import Path
@@ -29,7 +29,7 @@ def main():
     if run_id:
         from grm.pipeline.tracking import tracker_for_run
         t = tracker_for_run(ROOT, run_id)
-        t.metrics({f"select/{k}": v for k, v in summary.items()})
+        t.metrics({f"export/{k}": v for k, v in summary.items()})
         t.tags({"selected_checkpoint": f"step-{best['step']:08d}"})
         t.artifact(out, "model")
         t.artifact(history_file, "training")
