@@ -14,7 +14,7 @@ def main():
     from grm.pipeline.evaluation import evaluate_model
     from grm.model_file import load_model
     lm = load_model(ROOT / "data/models" / f"{name}.safetensors")
-    rows = evaluate_model(lm, eval_images(ROOT / "data/eval_images"))
+    rows = evaluate_model(lm, eval_images(ROOT / "data/eval_images"), ROOT / "data/decoded" / name)
     mean = mean_row(rows)
     result = {"variant": args.variant, "rate_point": args.rate, "arch": lm.arch, "mean": mean, "images": rows}
     out = ROOT / "data/eval" / f"{name}.json"

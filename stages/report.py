@@ -16,6 +16,42 @@ def seed_twin(spec: dict, subject: dict) -> bool:
         and spec["seed"] != subject.get("seed")
 
 
+def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -> list[Path]:
+    """Per evaluation image, the same crop of the original and of every codec at its point
+    nearest the subject's middle rate point on that image (learned: the decoded PNGs the
+    evaluate stage wrote; classic: their files on disk, decoded here)."""
+    from grm.image_io import read_image
+    from grm.pipeline.classic import get_codec
+    from grm.pipeline.compare import Panel, nearest, render
+    from grm.pipeline.eval_set import eval_images
+    rates = list(params["rates"])
+    learned = {v: [json.loads((ROOT / "data/eval" / f"{run_name(v, r)}.json").read_text()) for r in rates]
+               for v in variants(params)}
+    classic = {c: json.loads((ROOT / "data/eval_classic" / f"{c}.json").read_text())
+               for c in params.get("classic") or {}}
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for key, original in eval_images(ROOT / "data/eval_images"):
+        def rows(results, name_of):
+            return [{**row, "name": name_of(res)} for res in results for row in res["images"] if row["image"] == key]
+        subject_rows = rows(learned.get(subject) or next(iter(learned.values())), lambda r: r["rate_point"])
+        target = sorted(r["bpp"] for r in subject_rows)[len(subject_rows) // 2]
+        panels = []
+        for variant, results in learned.items():
+            row = nearest(rows(results, lambda r: r["rate_point"]), target)
+            image = read_image(ROOT / "data/decoded" / run_name(variant, row["name"]) / f"{key}.png")[0]
+            panels.append(Panel(f"{labels.get(variant, variant)} ({row['name']})", row["bpp"], image))
+        for codec, res in classic.items():
+            row = nearest(rows(res["points"], lambda p: p["quality"]), target)
+            data = (ROOT / "data/classic" / codec / f"{key}-q{row['name']}.bin").read_bytes()
+            c = get_codec(codec)
+            panels.append(Panel(f"{c.label} (q {row['name']})", row["bpp"], c.decode(data, original.shape[:2])))
+        path = folder / f"{key}.png"
+        render(original, panels, path, f"{key}, every codec near {target:.3f} bpp")
+        figures.append(path)
+    return figures
+
+
 def main():
     _, params = stage_args(__doc__)
     from grm.pipeline.classic import get_codec
@@ -49,6 +85,9 @@ def main():
     budget = (f"Training budget, the same for every learned model: {train.get('steps')} steps of batch "
               f"{train.get('batch_size')} × {train.get('crop')}² crops (model `{train.get('model')}`).")
     text, metrics = markdown(curves, settings.get("anchor", "hevc"), subject, images, budget)
+    figures = comparison_figures(params, labels, subject, out / "compare")
+    text += "\n## What the codecs look like\n\n" + "".join(
+        f"![{f.stem}](compare/{f.name})\n\n" for f in figures)
     (out / "report.md").write_text(text)
     with open(out / "rd.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -65,6 +104,8 @@ def main():
     t.metrics(finite)
     for f in ("report.md", "rd_psnr.png", "rd_msssim.png", "rd.csv"):
         t.artifact(out / f, "report")
+    for f in figures:
+        t.artifact(f, "report/compare")
     t.finish()
     print(text)
 

@@ -1,3 +1,5 @@
+import numpy as np
+
 from grm.pipeline.report import Curve, equal_lambda_table, markdown
 
 
@@ -36,3 +38,17 @@ def test_differences_inside_the_seed_spread_are_marked_noise():
     assert abs(metrics["seed_spread.q1.bpp_pct"] - 100 * (1 - 0.20 / 0.21)) < 1e-9
     text, _ = markdown([grm, noref], anchor="none", subject="grm", images=1)
     assert "Seed noise not measured" in text and "seed noise not measured." in text
+
+
+def test_comparison_crop_is_where_the_codecs_differ_and_every_codec_has_a_panel(photo, tmp_path):
+    from grm.pipeline.compare import Panel, most_different_crop, nearest, render
+    original = photo[:256, :256].copy()
+    blurred = original.copy()
+    blurred[160:224, 32:96] = blurred[160:224, 32:96].mean((0, 1)).astype(np.uint8)  # one codec fails here
+    top, left, side = most_different_crop(original, [original, blurred], 64)
+    assert side == 64 and abs(top - 160) <= 8 and abs(left - 32) <= 8
+    assert nearest([{"bpp": 0.1}, {"bpp": 0.3}, {"bpp": 1.0}], 0.25)["bpp"] == 0.3
+    panels = [Panel("codec A", 0.2, original), Panel("codec B", 0.21, blurred), Panel("codec C", 0.3, original)]
+    drawn = render(original, panels, tmp_path / "fig.png", "test", crop_size=64)
+    assert drawn == ["original", "codec A", "codec B", "codec C"]
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"

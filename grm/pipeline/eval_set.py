@@ -27,6 +27,7 @@ def mean_row(rows: list[dict]) -> dict:
         vals = np.array([r[k] for r in rows], dtype=float)
         finite = vals[np.isfinite(vals)]
         out[k] = float(finite.mean()) if finite.size else float("nan")
-    out["bit_exact"] = all(r.get("bit_exact", False) for r in rows)
+    if all("bit_exact" in r for r in rows):     # learned codecs: the decoded latents were compared
+        out["bit_exact"] = all(r["bit_exact"] for r in rows)
     out["images"] = len(rows)
     return out

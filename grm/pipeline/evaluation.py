@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..codec import decode_bytes, encode_array
 from ..errors import DecodeError
-from ..image_io import to_tensor
+from ..image_io import to_tensor, write_png
 from ..model_file import LoadedModel
 from .metrics import bits, ms_ssim, psnr
 
 log = logging.getLogger("grm.evaluate")
 
 
-def evaluate_model(lm: LoadedModel, images: list[tuple[str, np.ndarray]]) -> list[dict]:
-    """One row per image: actual and estimated bpp, PSNR, MS-SSIM, timings, bit-exactness."""
+def evaluate_model(lm: LoadedModel, images: list[tuple[str, np.ndarray]],
+                   decoded_dir: Path | None = None) -> list[dict]:
+    """One row per image: actual and estimated bpp, PSNR, MS-SSIM, timings, bit-exactness;
+    the decoded images go to ``decoded_dir`` as PNG (the report shows crops of them)."""
     from tqdm.auto import tqdm
     rows = []
+    if decoded_dir is not None:
+        Path(decoded_dir).mkdir(parents=True, exist_ok=True)
     for key, rgb in tqdm(images, desc=f"evaluate {lm.name}", unit="img", mininterval=2.0):
         h, w = rgb.shape[:2]
         enc = encode_array(lm, rgb)
@@ -29,6 +34,8 @@ def evaluate_model(lm: LoadedModel, images: list[tuple[str, np.ndarray]]) -> lis
         dec_s = time.perf_counter() - t
         if not torch.equal(y_dec, enc.y_symbols):
             raise DecodeError(f"{key}: decoded latents differ from the encoder's")
+        if decoded_dir is not None:
+            write_png(Path(decoded_dir) / f"{key}.png", out)
         with torch.no_grad():
             est = float(bits(lm.model(to_tensor(rgb))["likelihoods"]))
         rows.append({"image": key, "width": w, "height": h, "bytes": len(enc.data),
