@@ -29,7 +29,7 @@ def shards(tmp_path_factory):
 def test_two_rank_training_is_disjoint_and_in_sync(shards, tmp_path):
     params = {"train": {"shards": str(shards), "model": "tiny", "steps": 6, "batch_size": 2, "crop": 64,
                         "lr": 0.001, "val_every": 3, "val_crop": 64, "log_every": 2, "workers": 0},
-              "variants": {"grm": {"arch": "grm"}}, "rates": {"r": {"lmbda": 0.01}}}
+              "variants": {"grm": {"arch": "grm"}}, "rates": {"r": {"lmbda": 0.01, "init_from": ""}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = dict(os.environ, ACCELERATE_USE_CPU="1", MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
                PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from grm.pipeline.shards import sha256_file
 from grm.pipeline.train import TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,10 +21,11 @@ TINY = {
     "prepare": {"source": "bundled", "eval_names": ["chelsea"], "val_fraction": 0.2, "min_side": 32,
                 "eval_max_side": 96, "images_per_shard": 2},
     # dvc.yaml names each training key, so the profile lists them all (as params.yaml does).
-    "train": {**{k: v for k, v in asdict(TrainSettings()).items() if k not in ("arch", "lmbda")},
-              "shards": "data/shards", "model": "tiny", "steps": 12, "batch_size": 4, "crop": 64,
-              "lr": 0.001, "val_every": 6, "val_crop": 64, "log_every": 3, "workers": 0},
+    "train": {**{k: v for k, v in asdict(TrainSettings()).items() if k not in ("arch", "lmbda", "init_from")},
+              "shards": "data/shards", "model": "tiny", "steps": 6, "batch_size": 4, "crop": 64,
+              "lr": 0.001, "val_every": 3, "val_crop": 64, "log_every": 3, "workers": 0},
     "variants": {"grm": {"arch": "grm"}, "bmshj2018": {"arch": "bmshj2018-hyperprior", "model": "tiny"}},
+    "base": {"lmbda": 0.015, "steps": 12, "lr_drop_at": 1.0},
     "rates": {"a": {"lmbda": 0.005}, "b": {"lmbda": 0.05}},
     "classic": {"jpeg": [10, 40, 80]},
     "report": {"anchor": "jpeg", "labels": {"grm": "grm", "bmshj2018": "Balle 2018"}},
@@ -65,8 +67,8 @@ def repo(tmp_path_factory):
 
 def test_pipeline_runs_end_to_end(repo):
     root, out = repo
-    assert set(ran_stages(out)) == {"prepare", "classic@jpeg", "report"} | {
-        f"{stage}@{v}-{r}" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018") for r in "ab"}
+    assert set(ran_stages(out)) == {"prepare", "classic@jpeg", "report", "base@grm", "base@bmshj2018"} | {
+        f"{stage}@{v}-{r}" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018") for r in "ab"}
     summary = json.loads((root / "data/prepare_summary.json").read_text())
     assert summary["found"] == summary["train_images"] + summary["val_images"] + summary["eval_images"] + summary["skipped"]
     assert summary["converted_grayscale"] >= 1          # the bundled grayscale photos are counted
@@ -74,12 +76,18 @@ def test_pipeline_runs_end_to_end(repo):
         ev = json.loads((root / f"data/eval/{name}.json").read_text())
         assert ev["mean"]["bit_exact"] and ev["mean"]["bpp"] > 0
         assert (root / f"data/models/{name}.safetensors").is_file()
+        # every rate point fine-tuned from its variant's base, whose hash is in its run key
+        key = json.loads((root / f"data/checkpoints/{name}/settings.json").read_text())
+        variant = name.rsplit("-", 1)[0]
+        assert key["settings"]["init_from"] == f"data/bases/{variant}.safetensors"
+        assert key["parent"] == sha256_file(root / key["settings"]["init_from"])
     report = (root / "data/report/report.md").read_text()
     assert "BD-rate" in report and "| a |" in report
     assert "| grm | Balle 2018 |" in report and "| grm | JPEG (4:2:0) |" in report   # the comparison table
     assert "## grm at equal λ" in report and "| Balle 2018 | a |" in report
-    for png in ("rd_psnr.png", "rd_msssim.png"):
+    for png in ("rd_psnr.png", "rd_msssim.png", "compare/chelsea.png"):
         assert (root / "data/report" / png).read_bytes()[:4] == b"\x89PNG"
+    assert "![chelsea](compare/chelsea.png)" in report
 
 
 def test_second_repro_does_nothing(repo):
@@ -132,7 +140,7 @@ def test_adding_a_rate_point_runs_only_its_stages(repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     r = sh(root, str(BIN / "dvc"), "repro")
     assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
-        f"{stage}@{v}-c" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018")])
+        f"{stage}@{v}-c" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018")])
     # (Editing one point retrains only that point: the `dvc exp run -S` test below.)
 
 
@@ -147,7 +155,7 @@ def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
     assert not [f for f in tracked if f.startswith("data/checkpoints/") or f.endswith(".safetensors")]
     r = sh(root, dvc, "exp", "run", "-n", "b-lower", "-S", "rates.b.lmbda=0.04")
     assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
-        f"{stage}@{v}-b" for stage in ("train", "select", "evaluate") for v in ("grm", "bmshj2018")])
+        f"{stage}@{v}-b" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018")])
     show = json.loads(sh(root, dvc, "exp", "show", "--json").stdout)
     exps = [e for commit in show for e in (commit.get("experiments") or [])]
     runs = [rev for e in exps for rev in e.get("revs", []) if rev.get("name") == "b-lower"]

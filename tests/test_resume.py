@@ -30,7 +30,7 @@ def write_params(path: Path, shards: Path, **train):
             "keep_states": 2}
     base.update(train)
     path.write_text(yaml.safe_dump({"train": base, "variants": {"grm": {"arch": "grm"}},
-                                    "rates": {"r": {"lmbda": 0.01}}}))
+                                    "rates": {"r": {"lmbda": 0.01, "init_from": ""}}}))
 
 
 def train_cmd(tmp: Path, out: str):
@@ -165,3 +165,35 @@ def test_failing_train_stage_marks_its_mlflow_run_failed(tmp_path):
     runs = run_status(tmp_path)
     assert [s[0] for s in runs.values() if s[1] == "rate_point"] == ["FAILED"]
     assert all(s[3] for s in runs.values()), "every run carries mlflow.source.git.commit"
+
+
+def test_a_fine_tune_is_keyed_by_its_parent_and_restarts_when_the_parent_changes(shards, tmp_path):
+    """A rate point resumes only on top of the same base: its run key holds the base's sha256."""
+    from grm.pipeline.shards import sha256_file
+    from grm.pipeline.train import TrainSettings, train
+    tiny = {"model": "tiny", "steps": 4, "batch_size": 2, "crop": 64, "val_every": 2, "val_crop": 64, "workers": 0}
+    parent = tmp_path / "base.safetensors"
+
+    def train_parent(seed):
+        out = train("base", TrainSettings(**tiny, seed=seed), str(shards), tmp_path / f"base{seed}")
+        parent.write_bytes((tmp_path / f"base{seed}/weights/step-{out.steps:08d}.safetensors").read_bytes())
+
+    train_parent(0)
+    child = TrainSettings(**tiny, lmbda=0.05, init_from=str(parent))
+    first = train("child", child, str(shards), tmp_path / "child")
+    key = json.loads((tmp_path / "child/settings.json").read_text())
+    assert key["parent"] == sha256_file(parent) and first.steps == 4
+    again = train("child", child, str(shards), tmp_path / "child")
+    assert again.resumed_from == 4 and not again.restarted_because      # same parent: nothing to do
+    train_parent(1)                                                      # the base is retrained
+    fresh = train("child", child, str(shards), tmp_path / "child")
+    assert fresh.restarted_because == ["parent model"] and fresh.resumed_from == 0
+
+
+def test_init_from_refuses_weights_of_another_model(shards, tmp_path):
+    from grm.pipeline.train import TrainSettings, train
+    tiny = {"model": "tiny", "steps": 2, "batch_size": 2, "crop": 64, "val_every": 2, "val_crop": 64, "workers": 0}
+    out = train("peer", TrainSettings(**tiny, arch="bmshj2018-hyperprior"), str(shards), tmp_path / "peer")
+    weights = tmp_path / f"peer/weights/step-{out.steps:08d}.safetensors"
+    with pytest.raises(ValueError, match="does not fit this model"):
+        train("grm", TrainSettings(**tiny, init_from=str(weights)), str(shards), tmp_path / "grm")

@@ -11,7 +11,7 @@ import yaml
 
 from ..errors import GrmError
 
-SHARED_SECTIONS = ("prepare", "train")
+SHARED_SECTIONS = ("prepare", "train", "base")
 # Training settings that change how a run is logged or kept, never the weights it produces.
 BOOKKEEPING = ("log_every", "keep_states", "max_bad_steps")
 
@@ -32,7 +32,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 def shared_params(params: dict) -> dict:
     """What defines a pipeline run: data and training settings (not the rate points, not bookkeeping)."""
-    shared = {k: dict(params.get(k) or {}) for k in SHARED_SECTIONS}
+    shared = {k: dict(params.get(k) or {}) for k in SHARED_SECTIONS if k in params}
     for k in BOOKKEEPING:
         shared["train"].pop(k, None)
     return shared
@@ -53,8 +53,12 @@ def run_name(variant: str, rate: str) -> str:
     return f"{variant}-{rate}"
 
 
-def run_settings(params: dict, variant: str, rate: str) -> tuple[dict, str]:
-    """Training settings of one (variant, rate point): train ⊕ variant ⊕ rate point."""
+def base_path(variant: str) -> str:
+    """Where a variant's base model lies: the weights every rate point of it fine-tunes from."""
+    return f"data/bases/{variant}.safetensors"
+
+
+def _variant_settings(params: dict, variant: str) -> tuple[dict, str]:
     all_variants = variants(params)
     if variant not in all_variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml has {sorted(all_variants)}")
@@ -64,7 +68,24 @@ def run_settings(params: dict, variant: str, rate: str) -> tuple[dict, str]:
     if "label" in v:
         raise ValueError(f"variants.{variant}.label: display names live under report.labels "
                          f"(so editing one does not retrain the model)")
-    return {**section, **v, **rate_point(params, rate)}, shards
+    return {**section, **v}, shards
+
+
+def base_settings(params: dict, variant: str) -> tuple[dict, str]:
+    """Training settings of a variant's base: train ⊕ variant ⊕ base."""
+    base = params.get("base")
+    if not isinstance(base, dict) or not {"lmbda", "steps", "lr_drop_at"} <= set(base):
+        raise ValueError("params.yaml needs a 'base' section with lmbda, steps and lr_drop_at "
+                         "(the run every rate point of a variant fine-tunes from)")
+    settings, shards = _variant_settings(params, variant)
+    return {**settings, **base}, shards
+
+
+def run_settings(params: dict, variant: str, rate: str) -> tuple[dict, str]:
+    """Training settings of one (variant, rate point): train ⊕ variant ⊕ rate point, started
+    from the variant's base model (a rate point may set its own ``init_from``)."""
+    settings, shards = _variant_settings(params, variant)
+    return {"init_from": base_path(variant), **settings, **rate_point(params, rate)}, shards
 
 
 def stage_args(description: str, argv=None, extra=None, per_model: bool = False):

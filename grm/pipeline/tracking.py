@@ -155,11 +155,12 @@ def pipeline_tracker(root: Path, shared_params: dict, experiment: str | None = N
 
 
 def rate_point_tracker(root: Path, shared_params: dict, name: str, fingerprint: str,
-                       experiment: str | None = None) -> Tracker:
-    """The child run of one (variant, rate point) under its pipeline run, keyed by its run key."""
+                       experiment: str | None = None, kind: str = "rate_point") -> Tracker:
+    """The child run of one (variant, rate point), or of a variant's base (``kind="base"``),
+    under its pipeline run, keyed by its run key."""
     parent = pipeline_tracker(root, shared_params, experiment)
     run_id = _find_or_create(parent.client, parent.experiment_id,
-                             {"grm.rate_point": name, "grm.fingerprint": fingerprint, "grm.kind": "rate_point"},
+                             {"grm.rate_point": name, "grm.fingerprint": fingerprint, "grm.kind": kind},
                              name, parent=parent.run_id)
     _OPEN.remove(parent)      # the parent stays RUNNING until the report finishes it
     return _opened(Tracker(parent.client, run_id, parent.experiment_id))

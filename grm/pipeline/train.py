@@ -44,7 +44,8 @@ class TrainSettings:
     lr: float = 1e-4
     transform_lr_scale: float = 1 / 3
     aux_lr: float = 1e-3
-    lr_drop_at: float = 0.8       # fraction of steps after which lr is divided by 10
+    lr_drop_at: float = 0.8       # fraction of steps after which lr is divided by 10 (lr_schedule: step)
+    lr_schedule: str = "step"     # step (÷10 at lr_drop_at) | cosine (to 1% of lr at the last step)
     grad_accum: int = 1
     mixed_precision: str = "fp32"   # fp32 | fp16 | bf16
     clip: float = 1.0
@@ -57,6 +58,7 @@ class TrainSettings:
     seed: int = 0
     keep_states: int = 2
     max_bad_steps: int = 20
+    init_from: str = ""           # weights to start from (the variant's base): a fine-tune, not a fresh start
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSettings":
@@ -71,6 +73,8 @@ class TrainSettings:
         if d.get("mixed_precision") in (False, "no"):
             d["mixed_precision"] = "fp32"
         s = cls(**d)
+        if s.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"train.lr_schedule must be step or cosine, not {s.lr_schedule!r}")
         if s.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"train.mixed_precision must be one of {MIXED_PRECISION}, not {s.mixed_precision!r}")
         return s
@@ -104,8 +108,32 @@ def training_code_digest(root: Path) -> str:
 
 
 def run_key(s: TrainSettings, shards: str, code: str) -> dict:
-    """Everything a checkpoint depends on: a checkpoint is resumed only under the same key."""
-    return {"settings": s.defining(), "data": shard_identity(shards), "code": code}
+    """Everything a checkpoint depends on: a checkpoint is resumed only under the same key.
+
+    A fine-tune's key holds its parent's content hash, so a retrained base restarts its
+    rate points instead of resuming them on top of the old parent.
+    """
+    key = {"settings": s.defining(), "data": shard_identity(shards), "code": code}
+    if s.init_from:
+        key["parent"] = parent_digest(s.init_from)
+    return key
+
+
+def parent_digest(path: str) -> str:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"train.init_from: {path} not found (train the variant's base first: "
+                                f"dvc repro base)")
+    return sha256_file(Path(path))
+
+
+def load_parent(model: nn.Module, path: str) -> None:
+    """Start from another run's weights (a safetensors file: nothing is unpickled)."""
+    from safetensors.torch import load_file
+    state = load_file(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"train.init_from: {path} does not fit this model: {e}") from None
 
 
 class _Objective(nn.Module):
@@ -158,6 +186,13 @@ def validate(model: nn.Module, images: list[np.ndarray], criterion: RateDistorti
     return res
 
 
+def lr_factor(s: TrainSettings, step: int) -> float:
+    """The learning rate at ``step`` as a fraction of ``s.lr``: a function of the step alone."""
+    if s.lr_schedule == "cosine":
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, s.steps) / max(1, s.steps)))
+    return 0.1 if step >= int(s.lr_drop_at * s.steps) else 1.0
+
+
 def _latest_state(states: Path) -> Path | None:
     done = sorted(p for p in states.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
     return done[-1] if done else None
@@ -180,7 +215,7 @@ def _key_changes(key_file: Path, key: dict) -> list[str]:
     except (OSError, ValueError):
         return ["the run key (none stored)"]
     fresh = json.loads(json.dumps(key, default=str))
-    names = {"settings": "settings", "data": "training data", "code": "training code"}
+    names = {"settings": "settings", "data": "training data", "code": "training code", "parent": "parent model"}
     return [names[k] for k in key if not isinstance(old, dict) or old.get(k) != fresh[k]]
 
 
@@ -218,6 +253,11 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     # Fill the coder tables now: empty buffers share one null pointer, and save_state's
     # safetensors writer would drop them as "shared", so resuming could not load them.
     model.update(force=True)
+    if s.init_from:
+        load_parent(model, s.init_from)
+    # Channels-last activations: oneDNN's convolutions (and GSDN's channel mixing as a
+    # matrix product) run faster this way on CPU, and tensor cores prefer it on GPUs.
+    model.to(memory_format=torch.channels_last)
     criterion = RateDistortionLoss(s.lmbda, s.metric)
     objective = _Objective(model, criterion)
     groups, clip_params = _param_groups(model, s)
@@ -226,7 +266,6 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     # The schedule is a function of the step counter alone (no scheduler object:
     # Accelerate's wrapper would step it once per rank), so it is the same on any
     # number of processes and continues exactly on resume.
-    drop = int(s.lr_drop_at * s.steps)
     objective, opt = acc.prepare(objective, opt)
     states, weights = out / "state", out / "weights"
     history_file = out / "history.json"
@@ -259,13 +298,13 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     while result.steps < s.steps:
         x, keys = next(batches)
         seen.update(keys)
-        x = x.to(acc.device)
+        x = x.to(acc.device).contiguous(memory_format=torch.channels_last)
         with acc.accumulate(objective):
             o = objective(x)
             acc.backward(o["total"])
             if acc.sync_gradients:
                 for g, lr in zip(opt.param_groups, base_lrs):
-                    g["lr"] = lr * (0.1 if result.steps >= drop else 1.0)
+                    g["lr"] = lr * lr_factor(s, result.steps)
                 # Gradients are already all-reduced, so every rank reaches the same verdict.
                 norm = acc.clip_grad_norm_(clip_params, s.clip if s.clip > 0 else float("inf"))
                 finite = bool(torch.isfinite(torch.as_tensor(norm)))

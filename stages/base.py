@@ -1,0 +1,35 @@
+"""DVC stage: train a variant's base model, the start of each of its rate points
+(params: train, variants.VARIANT, base). Writes data/bases/VARIANT.safetensors.
+
+    python -m stages.base VARIANT
+"""
+
+import shutil
+from pathlib import Path
+
+from grm.pipeline.stage import base_path, base_settings, run_stage, stage_args
+from grm.pipeline.training_run import run_training
+
+ROOT = Path.cwd()
+CODE = Path(__file__).resolve().parents[1]
+
+
+def main():
+    def options(ap):
+        ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
+
+    args, params = stage_args(__doc__, extra=options)
+    settings, shards = base_settings(params, args.variant)
+    name = f"{args.variant}-base"
+    out = ROOT / "data/checkpoints" / name
+    result = run_training(ROOT, CODE, params, args.variant, name, settings, shards, out, kind="base")
+    final = out / "weights" / f"step-{result.steps:08d}.safetensors"
+    dest = ROOT / base_path(args.variant)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.copyfile(final, tmp)
+    tmp.replace(dest)
+
+
+if __name__ == "__main__":
+    run_stage(main)
