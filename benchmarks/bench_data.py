@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import resource
@@ -47,8 +48,15 @@ def _prepare_child(folder: str, workers: int, out: str) -> None:
                       "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 
 
+def scratch() -> Path:
+    """A temporary folder removed when the benchmark exits, failed or not (prepare's holds GBs)."""
+    d = tempfile.TemporaryDirectory(prefix="grm-bench-")
+    atexit.register(d.cleanup)
+    return Path(d.name)
+
+
 def bench_prepare(args) -> None:
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch()
     t = time.perf_counter()
     folder = make_photos(tmp / "photos", args.n, args.mp)
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e9
@@ -67,7 +75,7 @@ def bench_prepare(args) -> None:
 
 def bench_loader(args) -> None:
     from grm.pipeline.shards import train_loader, write_shards
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch()
     for mp in args.mp:
         from grm.image_io import read_image
         photos = make_photos(tmp / f"p{mp}", 8, mp, seed=int(mp))
@@ -90,7 +98,7 @@ def bench_loader(args) -> None:
 
 def bench_resume(args) -> None:
     from grm.pipeline.shards import DECODED, train_loader, write_shards
-    folder = Path(tempfile.mkdtemp())
+    folder = scratch()
     rng = np.random.default_rng(0)
     images = [(f"img{i:03d}", rng.integers(0, 256, size=(96, 96, 3), dtype=np.uint8)) for i in range(64)]
     urls = [str(folder / n) for n in write_shards(images, folder, "train", 4)]

@@ -9,6 +9,7 @@ GrmError. Any other exception stops the run with the offending input saved.
 from __future__ import annotations
 
 import argparse
+import atexit
 import resource
 import time
 from pathlib import Path
@@ -30,7 +31,9 @@ def main():
     torch.manual_seed(0)
     model = GRM("tiny").eval()
     model.update(force=True)
-    path = Path(tempfile.mkdtemp()) / "tiny.safetensors"
+    tmp = tempfile.TemporaryDirectory(prefix="grm-fuzz-")
+    atexit.register(tmp.cleanup)
+    path = Path(tmp.name) / "tiny.safetensors"
     lm = load_model(save_model(model, path, "fuzz"))
     rng = np.random.default_rng(args.seed)
     seeds = [encode_array(lm, rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).data

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -44,7 +46,12 @@ def _expand(inputs: list[str], suffixes: set[str]) -> list[tuple[str, Path | Non
 
 
 def plan(inputs: list[str], output: str | None, suffixes: set[str], new_suffix: str) -> list[Job]:
-    """Pair inputs with outputs: ``in out``, ``in`` (beside it), or ``in... -o DIR``."""
+    """Pair inputs with outputs: ``in out``, ``in`` (beside it), or ``in... -o DIR``.
+
+    ``FOLDER NEW`` (a folder, then a path that does not exist) codes the folder into NEW,
+    as ``cp -r`` would: writing beside the inputs there was never what was meant."""
+    if output is None and len(inputs) == 2 and Path(inputs[0]).is_dir() and not Path(inputs[1]).exists():
+        return plan(inputs[:1], inputs[1], suffixes, new_suffix)
     if output is None and len(inputs) == 2 and not Path(inputs[0]).is_dir():
         inputs, output = inputs[:1], inputs[1]
         if Path(output).is_dir():
@@ -296,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     except GrmError as e:
         print(f"grm: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`grm info x.grm | head -1`): not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain, and exit as a
+        # process killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as e:
         print(f"grm: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR

@@ -1,6 +1,7 @@
 """The codec as a tool: model lookup, batches, stdin/stdout, and a bare install without the pipeline."""
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -97,6 +98,10 @@ def test_stdin_stdout_bpp_target_info_and_version(models, images, tmp_path):
     assert r.returncode == 1 and "DOES NOT match" in r.stdout.decode()
     r = grm("--version")
     assert r.returncode == 0 and r.stdout.decode().startswith("grm ")
+    # a reader that stops early (`grm info x.grm | head -1`) is not an error
+    r = subprocess.run(f"{shlex.join([sys.executable, '-m', 'grm'])} info {tmp_path / 's.grm'} --models {models} | head -1",
+                       shell=True, capture_output=True, timeout=120)
+    assert r.stdout.decode().startswith("file:") and b"error" not in r.stderr, r.stderr.decode()
 
 
 def test_bare_codec_round_trips_without_pipeline_packages(trained_model_path, images, tmp_path):
@@ -114,3 +119,14 @@ def test_bare_codec_round_trips_without_pipeline_packages(trained_model_path, im
     # and nothing in the codec reaches into the pipeline
     for f in (REPO / "grm").glob("*.py"):
         assert "pipeline" not in "".join(l for l in f.read_text().splitlines(True) if "import" in l), f
+
+
+def test_a_folder_and_a_new_path_code_into_that_path(tmp_path):
+    """`grm compress photos/ coded/` (no -o) must not write .grm files into photos/."""
+    from grm.cli import plan
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"")
+    jobs = plan([str(photos), str(tmp_path / "coded")], None, {".png"}, ".grm")
+    assert [j.dst for j in jobs] == [str(tmp_path / "coded" / "a.grm")]
+    assert [j.dst for j in plan([str(photos)], None, {".png"}, ".grm")] == [str(photos / "a.grm")]
