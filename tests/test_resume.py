@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+import torch
 from safetensors.torch import load_file
 
 from conftest import make_shards
@@ -197,3 +198,18 @@ def test_init_from_refuses_weights_of_another_model(shards, tmp_path):
     weights = tmp_path / f"peer/weights/step-{out.steps:08d}.safetensors"
     with pytest.raises(ValueError, match="does not fit this model"):
         train("grm", TrainSettings(**tiny, init_from=str(weights)), str(shards), tmp_path / "grm")
+
+
+def test_auto_precision_is_resolved_into_the_run_key(shards, tmp_path):
+    """`auto` trains in bf16 only where the hardware has it; the key records what was used."""
+    from grm.pipeline.train import TrainSettings, resolve_precision, train
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    used = resolve_precision("auto")
+    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    if not torch.cuda.is_available():
+        assert used == ("bf16" if native else "fp32")
+    s = TrainSettings.from_dict({"model": "tiny", "steps": 2, "batch_size": 2, "crop": 64, "val_every": 2,
+                                 "val_crop": 64, "workers": 0, "mixed_precision": "auto"})
+    train("auto", s, str(shards), tmp_path / "auto")
+    key = json.loads((tmp_path / "auto/settings.json").read_text())
+    assert key["settings"]["mixed_precision"] == used

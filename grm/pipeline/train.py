@@ -8,10 +8,12 @@ resumes from an intact checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,7 +49,7 @@ class TrainSettings:
     lr_drop_at: float = 0.8       # fraction of steps after which lr is divided by 10 (lr_schedule: step)
     lr_schedule: str = "step"     # step (÷10 at lr_drop_at) | cosine (to 1% of lr at the last step)
     grad_accum: int = 1
-    mixed_precision: str = "fp32"   # fp32 | fp16 | bf16
+    mixed_precision: str = "fp32"   # fp32 | fp16 | bf16 | auto (bf16 where the hardware has it)
     clip: float = 1.0
     val_every: int = 100
     val_crop: int = 256
@@ -84,7 +86,21 @@ class TrainSettings:
         return {k: v for k, v in asdict(self).items() if k not in BOOKKEEPING}
 
 
-MIXED_PRECISION = ("fp32", "fp16", "bf16")
+MIXED_PRECISION = ("fp32", "fp16", "bf16", "auto")
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` → bf16 where the device computes in bf16 natively (a CUDA GPU with bf16, a CPU
+    with AMX or AVX-512 BF16), else fp32: on an AVX2-only CPU, bf16 autocast is emulated and
+    about 10x slower than fp32 (benchmarks/bench_train.py --precision)."""
+    if precision != "auto":
+        return precision
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+    if not cpu:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    native = any(getattr(torch.cpu, probe, lambda: False)()
+                 for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return "bf16" if native else "fp32"
 LOGGED = ("loss", "bpp", "mse", "aux")
 
 
@@ -229,6 +245,9 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    # The run key holds the precision actually used, so a checkpoint written in bf16 on one
+    # machine is not resumed in fp32 on another.
+    s = dataclasses.replace(s, mixed_precision=resolve_precision(s.mixed_precision))
     acc = Accelerator(mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
                       gradient_accumulation_steps=s.grad_accum,
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
