@@ -198,6 +198,10 @@ def test_init_from_refuses_weights_of_another_model(shards, tmp_path):
     weights = tmp_path / f"peer/weights/step-{out.steps:08d}.safetensors"
     with pytest.raises(ValueError, match="does not fit this model"):
         train("grm", TrainSettings(**tiny, init_from=str(weights)), str(shards), tmp_path / "grm")
+    # an exported model file (with its integer entropy model) is a valid start, as the README says
+    from grm.model_file import build, save_model
+    exported = save_model(build("grm", "tiny"), tmp_path / "grm-q3.safetensors", name="grm-q3")
+    assert train("ft", TrainSettings(**tiny, init_from=str(exported)), str(shards), tmp_path / "ft").steps == 2
 
 
 def test_auto_precision_is_resolved_into_the_run_key(shards, tmp_path):

@@ -145,7 +145,9 @@ def parent_digest(path: str) -> str:
 def load_parent(model: nn.Module, path: str) -> None:
     """Start from another run's weights (a safetensors file: nothing is unpickled)."""
     from safetensors.torch import load_file
-    state = load_file(path)
+    from ..integer_model import PREFIX
+    # An exported model file carries its integer entropy model too: built again at export.
+    state = {k: v for k, v in load_file(path).items() if not k.startswith(PREFIX)}
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
