@@ -124,9 +124,13 @@ def main() -> None:
     ladders = {k: (pillow_ladder(x, "JPEG", JPEG_QUALITIES), pillow_ladder(x, "WEBP", WEBP_QUALITIES))
                for k, x in photos}
     rows, summary = [], defaultdict(dict)
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(models) * len(photos), desc="code", unit="photo", mininterval=2.0)
     for path in models:
         lm = load_model(path)
         for key, rgb in photos:
+            bar.set_postfix(model=path.stem, refresh=False)
+            bar.update(1)
             enc = encode_array(lm, rgb)
             out, _ = decode_bytes(lm, enc.data)
             bpp = 8 * len(enc.data) / (rgb.shape[0] * rgb.shape[1])
@@ -144,6 +148,7 @@ def main() -> None:
             summary[variant][point][f"vs_{anchor}"] = float(np.mean([r["psnr"] - r[f"{anchor}_psnr"] for r in both])) \
                 if both else float("nan")
             summary[variant][point][f"{anchor}_photos"] = len(both)
+    bar.close()
     print(f"{len(photos)} photos from {args.images}; Δ = model − anchor in PSNR at the model's bpp on each "
           f"photo (the anchor interpolated along its quality ladder), averaged over the photos the anchor's "
           f"ladder reaches (n); colour = |mean colour shift| in 8-bit levels")

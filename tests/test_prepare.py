@@ -4,6 +4,7 @@ import json
 import tracemalloc
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from grm.pipeline.prepare import PrepareSettings, prepare, split_of
@@ -64,3 +65,19 @@ def test_large_photos_are_downscaled_for_training_not_for_evaluation(tmp_path):
     sizes = {img.shape[:2] for split in ("train", "val") for _, img in read_images(resolve_shards(str(tmp_path / "s"), split))}
     assert sizes == {(128, 128)}
     assert Image.open(tmp_path / "e/big0.png").size == (512, 512)
+
+
+def test_grayscale_photos_are_kept_or_skipped_for_training_never_for_evaluation(tmp_path):
+    src = make_photos(tmp_path / "src", [f"c{i}" for i in range(4)])
+    for name in ("g0", "g1"):
+        Image.fromarray(np.full((96, 96), 128, np.uint8)).save(src / f"{name}.png")
+    kept = prepare(settings(src, workers=1, eval_names=["g1"]), tmp_path, tmp_path / "k", tmp_path / "ke",
+                   progress=False)
+    assert kept["converted_grayscale"] == 2 and kept["skipped"] == 0
+    skip = prepare(settings(src, workers=1, eval_names=["g1"], grayscale="skip"), tmp_path, tmp_path / "s",
+                   tmp_path / "se", progress=False)
+    assert skip["skipped_grayscale"] == 1 and skip["skipped"] == 1 and skip["eval_images"] == 1
+    index = json.loads((tmp_path / "s/index.json").read_text())
+    assert "g0" not in index["images"]["train"] + index["images"]["val"]
+    with pytest.raises(ValueError, match="keep or skip"):
+        PrepareSettings.from_dict({"grayscale": "drop"})

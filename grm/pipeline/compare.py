@@ -62,9 +62,8 @@ def render(original: np.ndarray, panels: list[Panel], path, title: str, crop_siz
         ax.axis("off")
     for ax, (name, bpp, img) in zip(axes.flat, tiles):
         ax.imshow(img[top:top + side, left:left + side], interpolation="nearest")
-        ax.set_title(name, fontsize=8)
-        ax.text(0.5, -0.04, "lossless source" if bpp is None else f"{bpp:.3f} bpp", fontsize=8,
-                ha="center", va="top", transform=ax.transAxes)
+        # The bpp sits in the title: text below a panel collides with the next row's titles.
+        ax.set_title(f"{name}\n{'lossless source' if bpp is None else f'{bpp:.3f} bpp'}", fontsize=8)
     fig.suptitle(f"{title}: the {side}×{side} window at x={left}, y={top}, where the codecs differ most",
                  fontsize=9)
     fig.tight_layout()

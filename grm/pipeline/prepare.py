@@ -41,6 +41,7 @@ class PrepareSettings:
     eval_max_side: int = 512       # centre-crop evaluation images to at most this side
     images_per_shard: int = 2
     workers: int = 0               # reader processes; 0 = one per CPU core
+    grayscale: str = "keep"        # keep (as R=G=B) | skip: training/validation photos without colour
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrepareSettings":
@@ -50,7 +51,10 @@ class PrepareSettings:
                              "set prepare.val_fraction (and eval_fraction or eval_names) instead")
         if unknown:
             raise ValueError(f"unknown prepare settings: {sorted(unknown)}")
-        return cls(**d)
+        s = cls(**d)
+        if s.grayscale not in ("keep", "skip"):
+            raise ValueError(f"prepare.grayscale must be keep or skip, not {s.grayscale!r}")
+        return s
 
 
 def list_sources(source: str, root: Path) -> list[tuple[str, Path]]:
@@ -113,8 +117,12 @@ def _load(job: tuple[str, str, str, PrepareSettings]) -> dict:
     if min(arr.shape[:2]) < s.min_side:
         return {"key": key, "skip": "too_small",
                 "why": f"{path}: {arr.shape[1]}x{arr.shape[0]} is smaller than min_side={s.min_side}"}
+    kinds = [_note_kind(n) for n in notes]
+    if split != "eval" and s.grayscale == "skip" and "grayscale" in kinds:
+        # Grey photos teach a short run R = G = B: its decoded colours drift toward grey.
+        return {"key": key, "skip": "grayscale", "why": f"{path}: grayscale (prepare.grayscale: skip)"}
     out = centre_crop(arr, s.eval_max_side) if split == "eval" else downscale(arr, s.max_side)
-    return {"key": key, "split": split, "png": png_bytes(out), "notes": [_note_kind(n) for n in notes]}
+    return {"key": key, "split": split, "png": png_bytes(out), "notes": kinds}
 
 
 def _ordered(fn, jobs: list, workers: int):
@@ -183,6 +191,6 @@ def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, pr
     counts.update({"train_images": len(images["train"]), "val_images": len(images["val"]),
                    "eval_images": len(eval_keys), "train_shards": len(splits["train"]),
                    "val_shards": len(splits["val"])})
-    counts["skipped"] = counts["skipped_unreadable"] + counts["skipped_too_small"]
+    counts["skipped"] = counts["skipped_unreadable"] + counts["skipped_too_small"] + counts["skipped_grayscale"]
     counts["converted"] = sum(v for k, v in counts.items() if k.startswith("converted_"))
     return dict(sorted(counts.items()))

@@ -342,7 +342,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
         step = result.steps
         if progress:
             progress.update(1)
-            progress.set_postfix(loss=f"{float(o['loss']):.3f}", bpp=f"{float(o['bpp']):.3f}", refresh=False)
+            progress.set_postfix(loss=f"{o['loss'].detach().item():.3f}", bpp=f"{o['bpp'].detach().item():.3f}", refresh=False)
         if consecutive_bad >= s.max_bad_steps:
             _checkpoint(acc, objective, states, weights, step, result, s, history_file)
             raise FloatingPointError(f"{consecutive_bad} consecutive non-finite steps at step {step}; "
