@@ -217,3 +217,23 @@ def test_auto_precision_is_resolved_into_the_run_key(shards, tmp_path):
     train("auto", s, str(shards), tmp_path / "auto")
     key = json.loads((tmp_path / "auto/settings.json").read_text())
     assert key["settings"]["mixed_precision"] == used
+
+
+def test_a_changed_setting_that_fails_at_start_keeps_the_finished_run(shards, tmp_path):
+    """A typo (here: an unreachable shard URL) must never cost a finished checkpoint."""
+    from grm.errors import GrmError
+    from grm.pipeline.train import TrainSettings, train
+    tiny = {"model": "tiny", "steps": 2, "batch_size": 2, "crop": 64, "val_every": 2, "val_crop": 64, "workers": 0}
+    out = tmp_path / "run"
+    train("r", TrainSettings(**tiny), str(shards), out)
+    t = time.perf_counter()
+    with pytest.raises(GrmError, match="cannot read shard http://127.0.0.1:9/"):
+        train("r", TrainSettings(**tiny), "http://127.0.0.1:9/{split}-{000000..000001}.tar", out)
+    assert time.perf_counter() - t < 60, "an unreachable shard server must fail fast"
+    assert (tmp_path / "run.previous/weights/step-00000002.safetensors").is_file()
+    back = train("r", TrainSettings(**tiny), str(shards), out)       # the setting put back
+    assert back.resumed_from == 2 and not back.restarted_because
+    assert not (tmp_path / "run.previous").exists()
+    fresh = train("r", TrainSettings(**tiny, seed=1), str(shards), out)   # a new run that starts...
+    assert fresh.restarted_because == ["settings"] and fresh.steps == 2
+    assert not (tmp_path / "run.previous").exists()                      # ...then the old one goes

@@ -1,5 +1,7 @@
 """Where MLflow runs go, whatever directory DVC runs a stage in."""
 
+import pytest
+
 from grm.pipeline.stage import shared_params
 from grm.pipeline.tracking import experiment_name, store_root, tracking_uri
 
@@ -25,3 +27,14 @@ def test_experiment_name_and_pipeline_identity(monkeypatch):
     b = {"prepare": {"source": "x"}, "train": {"steps": 10, "log_every": 7}}
     assert shared_params(a) == shared_params(b), "bookkeeping must not start a new pipeline run"
     assert shared_params(a) != shared_params({**a, "train": {"steps": 11}})
+
+
+def test_an_unreachable_tracking_server_is_one_line_and_fast(tmp_path, monkeypatch):
+    import time
+    from grm.errors import GrmError
+    from grm.pipeline.tracking import pipeline_tracker
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    t = time.perf_counter()
+    with pytest.raises(GrmError, match="MLflow tracking server http://127.0.0.1:9 is not reachable") as e:
+        pipeline_tracker(tmp_path, {"prepare": {}, "train": {}})
+    assert time.perf_counter() - t < 60 and "\n" not in str(e.value)

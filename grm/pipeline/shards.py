@@ -10,13 +10,17 @@ replayed (``CropStream``), so a resumed run continues in seconds.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import hashlib
+import shlex
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import GrmError
 
 INDEX = "index.json"
 
@@ -95,16 +99,26 @@ def _samples(url: str, skip: int = 0, read: bool = True):
 
     ``read=False`` yields (key, None): counting samples without reading their bytes.
     """
-    import tarfile
+    try:
+        with _open(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+            i = 0
+            for member in tar:
+                if not (member.isfile() and member.name.endswith(".png")):
+                    continue
+                if i >= skip:
+                    yield member.name[:-4], tar.extractfile(member).read() if read else None
+                i += 1
+    except (OSError, tarfile.TarError) as e:
+        raise GrmError(f"cannot read shard {url}: {e}") from None
+
+
+def _open(url: str):
+    """WebDataset's gopen, but an unreachable http(s) shard fails in seconds: gopen's own
+    curl waits 30 s per connection and retries 30 times."""
     from webdataset.gopen import gopen
-    with gopen(url, "rb") as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
-        i = 0
-        for member in tar:
-            if not (member.isfile() and member.name.endswith(".png")):
-                continue
-            if i >= skip:
-                yield member.name[:-4], tar.extractfile(member).read() if read else None
-            i += 1
+    if url.startswith(("http://", "https://")):
+        url = f"pipe:curl --connect-timeout 10 --max-time 600 --retry 2 --retry-delay 1 -f -s -L {shlex.quote(url)}"
+    return gopen(url, "rb")
 
 
 def shard_sizes(urls: list[str]) -> list[int]:

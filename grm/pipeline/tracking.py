@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from ..errors import GrmError
 from .provenance import json_digest as digest
 
 DEFAULT_EXPERIMENT = "grm"
@@ -48,13 +49,25 @@ def git_commit(root: Path) -> str:
 
 
 def _client(root: Path, experiment: str):
-    import mlflow
-    from mlflow.tracking import MlflowClient
     embedded = "MLFLOW_TRACKING_URI" not in os.environ   # set_tracking_uri sets it
     uri = tracking_uri(root)
+    if uri.startswith(("http://", "https://")):
+        # MLflow's defaults retry an unreachable server for minutes (5 retries with
+        # exponential backoff, 120 s per request); a mistyped URI should fail in seconds.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+    except (MlflowException, OSError) as e:
+        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        raise GrmError(f"MLflow tracking server {uri} is not reachable ({reason}); fix MLFLOW_TRACKING_URI, "
+                       f"or unset it to track into ./mlflow.db") from None
     if exp is None:
         location = None
         if embedded:

@@ -226,6 +226,33 @@ class TrainResult:
     restarted_because: list = field(default_factory=list)   # parts of the run key that changed
 
 
+def _aside(out: Path) -> Path:
+    return out.with_name(out.name + ".previous")
+
+
+def _start_folder(out: Path, key: dict, name: str) -> list[str]:
+    """Make ``out`` hold the run of ``key``; return what changed if it held another run.
+
+    A run of another key is set aside (``NAME.previous``), not deleted, until the new run
+    has written its first checkpoint: a typo in a setting that fails at start (an
+    unreachable shard URL, say) never costs the finished run, and putting the setting
+    back resumes it.
+    """
+    aside = _aside(out)
+    changes = _key_changes(out / "settings.json", key) if out.exists() else []
+    if (not out.exists() or changes) and aside.exists() and not _key_changes(aside / "settings.json", key):
+        shutil.rmtree(out, ignore_errors=True)
+        aside.rename(out)
+        log.info("%s: resuming the run set aside in %s", name, aside)
+        return []
+    if changes:
+        log.warning("%s: %s changed since the checkpoint in %s: training from step 0 (the old run waits "
+                    "in %s until the new one has a checkpoint)", name, " and ".join(changes), out, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+        out.rename(aside)
+    return changes
+
+
 def _key_changes(key_file: Path, key: dict) -> list[str]:
     """Which parts of the run key differ from the stored one (all of them if unreadable)."""
     try:
@@ -260,12 +287,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     result = TrainResult(key_digest=json_digest(key))
     key_file = out / "settings.json"
     if acc.is_main_process:
-        if out.exists():
-            result.restarted_because = _key_changes(key_file, key)
-            if result.restarted_because:
-                log.warning("%s: %s changed since the checkpoint in %s: training from step 0",
-                            name, " and ".join(result.restarted_because), out)
-                shutil.rmtree(out)
+        result.restarted_because = _start_folder(out, key, name)
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(key_file, json.dumps(key, indent=1, sort_keys=True, default=str).encode())
     acc.wait_for_everyone()
@@ -365,6 +387,8 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
                 if tracker:
                     tracker.metrics({f"val/{k}": x for k, x in v.items() if k != "step"}, step)
             _checkpoint(acc, objective, states, weights, step, result, s, history_file)
+            if acc.is_main_process:
+                shutil.rmtree(_aside(out), ignore_errors=True)    # the new run has a checkpoint now
     if progress:
         progress.close()
     if trace_dir is not None:
