@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # Pinned torch wheels: the ones this project is tested with (they lie on the CI disk).
 TORCH   := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench baseline clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -x --durations=15
+
+# After `make run`: commit dvc.lock and the small results (metrics, evaluation JSONs, the
+# report; DVC's own .gitignore files keep models, shards and checkpoints out), so that
+# `dvc exp run` starts from a baseline and `dvc exp show` / `dvc metrics diff` compare to it.
+baseline:
+	git add dvc.lock data
+	git commit -m "Baseline: results of make run" -- dvc.lock data
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_codec.py
