@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .errors import GrmError, memory_errors
-from .image_io import IMAGE_SUFFIXES
+from .threads import wait_passively
+
+wait_passively()      # before torch loads (image_io imports it)
+
+from .errors import GrmError, memory_errors  # noqa: E402
+from .image_io import IMAGE_SUFFIXES  # noqa: E402
 
 EXIT_ERROR = 1
 STDIO = "-"

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import GrmError
+from ..threads import wait_passively
+
+wait_passively()      # before any stage imports torch
+
+from ..errors import GrmError  # noqa: E402
 
 SHARED_SECTIONS = ("prepare", "train", "base")
 # Training settings that change how a run is logged or kept, never the weights it produces.

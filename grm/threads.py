@@ -1,0 +1,14 @@
+"""OpenMP threads that sleep, not spin, while they wait for work.
+
+torch's OpenMP runtime (libgomp) lets idle threads spin for a while before sleeping. On
+a machine whose cores are busy with other processes, those spinning threads take turns
+with the threads doing the work: one photo's `grm compress` took 2.4-8.7 s there
+instead of ~1 s (README, "Busy machines"). The runtime reads the policy once, when it
+loads, so this must run before torch is imported; a user's own setting wins.
+"""
+
+import os
+
+
+def wait_passively() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
