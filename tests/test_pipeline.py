@@ -27,7 +27,7 @@ TINY = {
     "variants": {"grm": {"arch": "grm"}, "bmshj2018": {"arch": "bmshj2018-hyperprior", "model": "tiny"}},
     "base": {"lmbda": 0.015, "steps": 12, "lr_drop_at": 1.0},
     "rates": {"a": {"lmbda": 0.005}, "b": {"lmbda": 0.05}},
-    "classic": {"jpeg": [10, 40, 80]},
+    "classic": {"jpeg": [10, 40, 80], "vvc": [37, 47]},
     "report": {"anchor": "jpeg", "labels": {"grm": "grm", "bmshj2018": "Balle 2018"}},
 }
 
@@ -67,7 +67,7 @@ def repo(tmp_path_factory):
 
 def test_pipeline_runs_end_to_end(repo):
     root, out = repo
-    assert set(ran_stages(out)) == {"prepare", "classic@jpeg", "report", "base@grm", "base@bmshj2018"} | {
+    assert set(ran_stages(out)) == {"prepare", "classic@jpeg", "classic@vvc", "report", "base@grm", "base@bmshj2018"} | {
         f"{stage}@{v}-{r}" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018") for r in "ab"}
     summary = json.loads((root / "data/prepare_summary.json").read_text())
     assert summary["found"] == summary["train_images"] + summary["val_images"] + summary["eval_images"] + summary["skipped"]
@@ -142,6 +142,18 @@ def test_adding_a_rate_point_runs_only_its_stages(repo):
     assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
         f"{stage}@{v}-c" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018")])
     # (Editing one point retrains only that point: the `dvc exp run -S` test below.)
+
+
+def test_a_classic_ladder_change_reruns_only_that_codec(repo):
+    root, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["classic"]["vvc"] = [37, 42, 47]
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    r = sh(root, str(BIN / "dvc"), "repro")
+    assert sorted(ran_stages(r.stdout)) == ["classic@vvc", "report"]
+    points = json.loads((root / "data/eval_classic/vvc.json").read_text())["points"]
+    assert [p["quality"] for p in points] == [37, 42, 47]
+    assert points[0]["mean"]["bpp"] > points[-1]["mean"]["bpp"] and points[0]["mean"]["psnr"] > 20
 
 
 def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
