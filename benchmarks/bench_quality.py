@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grm.image_io import IMAGE_SUFFIXES, read_image  # noqa: E402
+from grm.pipeline.metrics import psnr  # noqa: E402
 
 # wheel → photo paths inside it (only photographs: no icons, renders or illustrations)
 UNSEEN = {
@@ -69,11 +70,6 @@ def centre_crop(rgb: np.ndarray, width: int = 768, height: int = 512) -> np.ndar
     ch, cw = min(h, height), min(w, width)
     top, left = (h - ch) // 2, (w - cw) // 2
     return np.ascontiguousarray(rgb[top:top + ch, left:left + cw])
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-12))
 
 
 def colour_shift(a: np.ndarray, b: np.ndarray) -> float:

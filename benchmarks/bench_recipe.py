@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_quality import JPEG_QUALITIES, centre_crop, colour_shift, pillow_ladder, psnr, psnr_at  # noqa: E402
+from bench_quality import JPEG_QUALITIES, centre_crop, colour_shift, pillow_ladder, psnr_at  # noqa: E402
 from grm.image_io import IMAGE_SUFFIXES, read_image, to_uint8  # noqa: E402
+from grm.pipeline.metrics import psnr  # noqa: E402
 
 
 def parse_value(text: str):

@@ -4,7 +4,6 @@
     python -m stages.base VARIANT
 """
 
-import shutil
 from pathlib import Path
 
 from grm.pipeline.stage import base_path, base_settings, run_stage, stage_args
@@ -23,12 +22,10 @@ def main():
     name = f"{args.variant}-base"
     out = ROOT / "data/checkpoints" / name
     result = run_training(ROOT, CODE, params, args.variant, name, settings, shards, out, kind="base")
-    final = out / "weights" / f"step-{result.steps:08d}.safetensors"
+    from grm.image_io import write_atomic
     dest = ROOT / base_path(args.variant)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.copyfile(final, tmp)
-    tmp.replace(dest)
+    write_atomic(dest, (out / "weights" / f"step-{result.steps:08d}.safetensors").read_bytes())
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ def resolve_precision(precision: str) -> str:
     native = any(getattr(torch.cpu, probe, lambda: False)()
                  for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
     return "bf16" if native else "fp32"
+
+
 LOGGED = ("loss", "bpp", "mse", "aux")
 
 
