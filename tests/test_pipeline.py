@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,9 @@ def env_for(root: Path) -> dict:
     return env
 
 
-def sh(root: Path, *cmd, check=True):
-    r = subprocess.run(list(cmd), cwd=root, env=env_for(root), capture_output=True, text=True, timeout=900)
+def sh(root: Path, *cmd, check=True, env=None):
+    r = subprocess.run(list(cmd), cwd=root, env={**env_for(root), **(env or {})}, capture_output=True, text=True,
+                       timeout=900)
     if check and r.returncode != 0:
         raise AssertionError(f"{cmd} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r
@@ -178,3 +180,59 @@ def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
     assert "grm.b.bpp" in json.dumps(report)
     diff = json.loads(sh(root, dvc, "metrics", "diff", "HEAD", "--json").stdout)
     assert "data/report/metrics.json" in diff
+
+
+def documented_launch_lines() -> dict[str, str]:
+    """The train stage's `cmd` lines the README gives for launching through DVC, by launcher."""
+    text = (REPO / "README.md").read_text()
+    found = re.findall(r"^\s*cmd: ((accelerate|torchrun) .*-m stages\.train \S+ \S+?)\s+#", text, re.M)
+    return {launcher: line for line, launcher in found}
+
+
+def exported_provenance(root: Path, name: str) -> dict:
+    """What must not depend on the launcher: the model's config and coder, its run key, the
+    step selected (the weights and validation figures do: the batch grows with the processes)."""
+    from safetensors import safe_open
+    with safe_open(str(root / f"data/models/{name}.safetensors"), "pt") as f:
+        meta = dict(f.metadata())
+    extra = json.loads(meta.pop("extra"))
+    return {**meta, "step": extra["step"], "run_key": json.loads((root / f"data/checkpoints/{name}/settings.json").read_text())}
+
+
+def latest_world_size(root: Path, name: str) -> str:
+    code = ("from mlflow.tracking import MlflowClient; c = MlflowClient('sqlite:///mlflow.db');"
+            "e = c.get_experiment_by_name('grm');"
+            f"r = c.search_runs([e.experiment_id], \"attributes.run_name = '{name}'\", order_by=['attributes.start_time DESC'])[0];"
+            "print(r.data.params['world_size'])")
+    return sh(root, sys.executable, "-c", code).stdout.strip().splitlines()[-1]
+
+
+def test_dvc_repro_trains_a_rate_point_through_each_launcher(repo, tmp_path):
+    """The README's dvc.yaml lines for Accelerate and torchrun, on 2 CPU processes: the
+    model exported equals the single-process one in everything but its weights."""
+    root, _ = repo
+    lines = documented_launch_lines()
+    assert set(lines) == {"accelerate", "torchrun"}, lines
+    single = exported_provenance(root, "grm-a")
+    # What `accelerate config` writes for one machine with 2 processes; ACCELERATE_USE_CPU
+    # makes its multi-process launcher start CPU (gloo) ranks.
+    hf = tmp_path / "hf"
+    (hf / "accelerate").mkdir(parents=True)
+    (hf / "accelerate/default_config.yaml").write_text(yaml.safe_dump({
+        "compute_environment": "LOCAL_MACHINE", "distributed_type": "MULTI_GPU", "num_machines": 1,
+        "num_processes": 2, "machine_rank": 0, "mixed_precision": "no", "dynamo_config": {}}))
+    env = {"HF_HOME": str(hf), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    original = (root / "dvc.yaml").read_text()
+    plain = "cmd: python -m stages.train ${item.variant} ${item.rate}"
+    assert plain in original
+    try:
+        for launcher, line in lines.items():
+            line = line.replace("--nproc_per_node 8", "--nproc_per_node 2")
+            (root / "dvc.yaml").write_text(original.replace(plain, f"cmd: {line}"))
+            shutil.rmtree(root / "data/checkpoints/grm-a")
+            r = sh(root, str(BIN / "dvc"), "repro", "export@grm-a", env=env)
+            assert ran_stages(r.stdout) == ["train@grm-a", "export@grm-a"], (launcher, r.stdout[-2000:])
+            assert latest_world_size(root, "grm-a") == "2", launcher
+            assert exported_provenance(root, "grm-a") == single, launcher
+    finally:
+        (root / "dvc.yaml").write_text(original)

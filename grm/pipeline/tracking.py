@@ -78,13 +78,14 @@ def _client(root: Path, experiment: str):
     return client, exp_id
 
 
-def _find_or_create(client, exp_id, tags: dict, name: str, parent: str | None = None) -> str:
-    """The latest run with these tags (under ``parent``), set RUNNING again; else a new one."""
+def _find_or_create(client, exp_id, tags: dict, name: str, parent: str | None = None, new: bool = False) -> str:
+    """The latest run with these tags (under ``parent``), set RUNNING again; else (or if
+    ``new``) a new one."""
     if parent:
         tags = {**tags, "mlflow.parentRunId": parent}
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    found = client.search_runs([exp_id], filter_string=query, max_results=1,
-                               order_by=["attributes.start_time DESC"])
+    found = [] if new else client.search_runs([exp_id], filter_string=query, max_results=1,
+                                              order_by=["attributes.start_time DESC"])
     if found:
         run_id = found[0].info.run_id
         if found[0].info.status != "RUNNING":
@@ -168,13 +169,15 @@ def pipeline_tracker(root: Path, shared_params: dict, experiment: str | None = N
 
 
 def rate_point_tracker(root: Path, shared_params: dict, name: str, fingerprint: str,
-                       experiment: str | None = None, kind: str = "rate_point") -> Tracker:
+                       experiment: str | None = None, kind: str = "rate_point", fresh: bool = False) -> Tracker:
     """The child run of one (variant, rate point), or of a variant's base (``kind="base"``),
-    under its pipeline run, keyed by its run key."""
+    under its pipeline run, keyed by its run key. A resumed training continues its run; a
+    ``fresh`` one (no checkpoint to resume, e.g. its folder was deleted) gets a new run, so
+    that two trainings never share one metric history."""
     parent = pipeline_tracker(root, shared_params, experiment)
     run_id = _find_or_create(parent.client, parent.experiment_id,
                              {"grm.rate_point": name, "grm.fingerprint": fingerprint, "grm.kind": kind},
-                             name, parent=parent.run_id)
+                             name, parent=parent.run_id, new=fresh)
     _OPEN.remove(parent)      # the parent stays RUNNING until the report finishes it
     return _opened(Tracker(parent.client, run_id, parent.experiment_id))
 

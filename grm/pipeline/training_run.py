@@ -16,7 +16,8 @@ def run_training(root: Path, code_root: Path, params: dict, variant: str, name: 
 
     def tracker_factory(result):
         from .tracking import rate_point_tracker
-        t = rate_point_tracker(root, shared_params(params), name, result.key_digest, kind=kind)
+        t = rate_point_tracker(root, shared_params(params), name, result.key_digest, kind=kind,
+                               fresh=not result.resumed_from)
         tags = {"grm.variant": variant, "grm.run_key": result.key_digest}
         if kind == "rate_point":
             tags["grm.rate"] = name[len(variant) + 1:]
