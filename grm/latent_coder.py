@@ -22,7 +22,7 @@ from .integer_model import MAX_SYMBOL
 from . import integer_ops
 from .integer_tables import CDF_BITS
 from .mixture import CodingTables
-from .model import STRIDE, Y_STRIDE
+from .strides import STRIDE, Y_STRIDE
 from .reference import DESCRIPTOR_TAPS, SIM_MIN, decode_groups
 
 PAD = 2  # the 5×5 context reaches two positions out
@@ -129,14 +129,6 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
         done += p
     grid = ybuf.view(h + PAD, stride, M)[PAD:, PAD:PAD + w]
     return grid.permute(2, 0, 1).unsqueeze(0).contiguous()
-
-
-def padded_stream(data: bytes, n_symbols: int) -> bytes:
-    """The stream followed by enough zero bytes that compressai's C++ rANS decoder
-    (used for z), which does not bounds-check, stays inside the buffer however damaged
-    the input: it reads at most one 32-bit word per symbol (and per bypass chunk) past
-    the end. On a valid stream the padding is never read."""
-    return bytes(data) + bytes(8 * n_symbols + 64)
 
 
 def _check_single(z_hat: torch.Tensor):

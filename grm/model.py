@@ -21,10 +21,9 @@ from .layers import MaskedConv2d, make_norm
 from .mixture import gaussian_bin_prob, mixture_likelihood, split_stage
 from .reference import SIM_MIN, causal_search, descriptors, gather_positions, order_keys
 from .image_io import unit_float
+from .strides import STRIDE, Y_STRIDE
 from .tiling import tiled
 
-STRIDE = 64  # g_a (16) × h_a (4): inputs are padded to a multiple of this
-Y_STRIDE = 16  # pixels per latent position along each axis (g_a / g_s)
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class GRMConfig:
 CONFIGS = {
     "paper": GRMConfig(N=192, M=384),
     "small": GRMConfig(N=64, M=96),
-    # The CPU default: in a 25-minute budget on 2 cores, 1.6x the steps of small beat its
+    # The CPU default: in a short CPU budget, the steps its speed buys beat small's
     # capacity (README, "Model quality").
     "compact": GRMConfig(N=48, M=64),
     "tiny": GRMConfig(N=16, M=24, hidden=48),
@@ -105,7 +104,7 @@ def _param_net(cin, hidden, cout):
 
 
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    """Channels-last: oneDNN's convolutions run ~20% faster on CPU this way. Only the
+    """Channels-last: oneDNN's convolutions run faster on CPU this way. Only the
     coding paths use it; ŷ equality is guaranteed by the shared coding loop, not by
     the transforms."""
     return x.contiguous(memory_format=torch.channels_last)
@@ -121,6 +120,20 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 class GRM(CompressionModel):
+    """Global Reference Model (Qian et al., "Learning Accurate Entropy Model with Global
+    Reference for Image Compression", ICLR 2021) with GSDN transforms::
+
+        x ─g_a─▶ y ─round─▶ ŷ ───────────────────────────────────────────▶ g_s ─▶ x̂
+                 │          ├─ context (5×5 masked)  ─▶ φ_loc ─▶ stage 1 ─┐
+                 │          ├─ reference search (S, U) ─▶ φ_ref ─▶ stage 2 ─┼─▶ mixture
+                 └─ h_a ─▶ ẑ ─ h_s ─▶ ψ ────────────────────────▶ stage 3 ─┘   p(ŷ)
+
+    Stage 1 reads φ_loc, stage 2 φ_loc and φ_ref, stage 3 both and ψ; each gives one
+    Gaussian per latent, and the three form a mixture, stage 2's weight biased by
+    log S + log U of the reference it used (the search reads a detached ŷ). The integer twin of this entropy
+    model, used by real coding, is ``grm.integer_model`` / ``grm.latent_coder``.
+    """
+
     ARCH = "grm"
 
     def __init__(self, config: GRMConfig | str | dict = "small"):
@@ -262,7 +275,8 @@ class GRM(CompressionModel):
     @torch.no_grad()
     def decompress(self, strings, height: int, width: int):
         """Streams → ((1, 3, H, W) reconstruction in [0, 1], ŷ)."""
-        from .latent_coder import decode_latents, padded_stream
+        from .latent_coder import decode_latents
+        from .rans import padded_stream
         zh, zw = -(-height // STRIDE), -(-width // STRIDE)
         z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
         y_sym = decode_latents(self, strings[1], z_hat)

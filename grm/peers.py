@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from compressai.models import JointAutoregressiveHierarchicalPriors, ScaleHyperprior
 from compressai.models.base import CompressionModel
 
-from .latent_coder import padded_stream
+from .rans import padded_stream
 from .image_io import unit_float
-from .model import STRIDE, GRM, config_from, device_of
+from .model import GRM, config_from, device_of
+from .strides import STRIDE
 
 PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressiveHierarchicalPriors}
 
@@ -25,6 +26,12 @@ class Peer(CompressionModel):
         super().__init__()
         if arch not in PEERS:
             raise ValueError(f"unknown peer {arch!r}; choose from {sorted(PEERS)}")
+        # A peer takes only the widths of a model config (so that it matches grm's); a
+        # GRM-only switch given to it would be silently meaningless, so it is refused.
+        extra = set(config) - {"base", "N", "M"} if isinstance(config, dict) else set()
+        if extra:
+            raise ValueError(f"{arch} takes only the widths N and M (or a named config) as its model; "
+                             f"{sorted(extra)} are grm's switches")
         cfg = config_from(config)
         self.arch, self.widths = arch, {"N": cfg.N, "M": cfg.M}
         self.net = PEERS[arch](N=cfg.N, M=cfg.M)

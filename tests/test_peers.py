@@ -24,3 +24,9 @@ def test_peer_round_trip(arch, tmp_path):
     with torch.no_grad():
         fwd = lm.model(torch.rand(2, 3, 50, 30))
     assert fwd["x_hat"].shape == (2, 3, 50, 30)
+
+
+def test_a_peer_refuses_grm_only_model_switches():
+    assert Peer("mbt2018", {"base": "tiny", "M": 32}).widths == {"N": 16, "M": 32}
+    with pytest.raises(ValueError, match="reference"):
+        Peer("mbt2018", {"base": "tiny", "reference": "off"})

@@ -95,3 +95,31 @@ def test_every_profile_is_complete_and_valid(path):
         for rate in params["rates"]:
             TrainSettings.from_dict(run_settings(params, variant, rate)[0])
     assert set(params["variants"]) <= set(params["report"]["labels"]) | {"grm"}
+
+
+def test_the_codec_modules_import_without_a_cycle():
+    """Imports inside grm/, function-level ones included, form a DAG: layers point one way."""
+    import ast
+    graph = {}
+    for f in sorted((REPO / "grm").glob("*.py")):
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps |= {node.module} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("grm."):
+                deps.add(node.module.split(".")[1])
+        graph[f.stem] = {d.split(".")[0] for d in deps}
+    done, path = set(), []
+
+    def visit(mod):
+        assert mod not in path, f"import cycle: {' -> '.join(path[path.index(mod):] + [mod])}"
+        if mod in done or mod not in graph:
+            return
+        path.append(mod)
+        for dep in sorted(graph[mod]):
+            visit(dep)
+        path.pop()
+        done.add(mod)
+
+    for mod in graph:
+        visit(mod)

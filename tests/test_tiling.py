@@ -2,7 +2,8 @@
 
 import torch
 
-from grm.model import GRM, Y_STRIDE
+from grm.model import GRM
+from grm.strides import Y_STRIDE
 from grm.tiling import tiled
 
 
