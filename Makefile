@@ -28,7 +28,7 @@ test: $(STAMP)
 # `dvc exp run` starts from a baseline and `dvc exp show` / `dvc metrics diff` compare to it.
 baseline:
 	git add dvc.lock data
-	git commit -m "Baseline: results of make run" -- dvc.lock data
+	git diff --cached --quiet -- dvc.lock data || git commit -q -m "Baseline: results of make run" -- dvc.lock data
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_codec.py

@@ -38,6 +38,8 @@ def env_for(root: Path) -> dict:
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     env.pop("MLFLOW_TRACKING_URI", None)          # the embedded default: mlflow.db + mlartifacts/
     env.pop("PYTHONPATH", None)
+    env.update({f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
+                for what, value in (("NAME", "test"), ("EMAIL", "test@example.com"))})
     return env
 
 
@@ -56,7 +58,7 @@ def ran_stages(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    for item in ("dvc.yaml", "stages", "grm", ".gitignore"):
+    for item in ("dvc.yaml", "stages", "grm", ".gitignore", "Makefile"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
     (root / "params.yaml").write_text(yaml.safe_dump(TINY))
@@ -163,23 +165,91 @@ def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
     root, _ = repo
     dvc = str(BIN / "dvc")
     sh(root, "git", "add", "-A")
-    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "baseline")
+    sh(root, "git", "reset", "-q", "--", "dvc.lock", "data")
+    sh(root, "git", "commit", "-qm", "the project")
+    sh(root, "make", "baseline")                    # as the README says, before experiments
+    sh(root, "make", "baseline")                    # and again: nothing new to commit is fine
     tracked = sh(root, "git", "ls-files").stdout.split()
     assert "data/report/metrics.json" in tracked and "data/eval/grm-a.json" in tracked     # versioned in git
     assert not [f for f in tracked if f.startswith("data/checkpoints/") or f.endswith(".safetensors")]
-    r = sh(root, dvc, "exp", "run", "-n", "b-lower", "-S", "rates.b.lmbda=0.04")
+    r = sh(root, "bash", "-c", tiny_names("dvc exp run -S rates.q2.lmbda=0.02"))     # the README's line
     assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
         f"{stage}@{v}-b" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018")])
     show = json.loads(sh(root, dvc, "exp", "show", "--json").stdout)
     exps = [e for commit in show for e in (commit.get("experiments") or [])]
-    runs = [rev for e in exps for rev in e.get("revs", []) if rev.get("name") == "b-lower"]
+    def lmbda_b(data):
+        rates = ((data or {}).get("params", {}).get("params.yaml", {}).get("data") or {}).get("rates", {})
+        return rates.get("b", {}).get("lmbda")
+    runs = [rev["data"] for e in exps for rev in e.get("revs", []) if lmbda_b(rev.get("data")) == 0.02]
     assert runs, json.dumps(show)[:2000]
-    data = runs[0]["data"]
-    assert data["params"]["params.yaml"]["data"]["rates"]["b"]["lmbda"] == 0.04
+    data = runs[0]
     report = data["metrics"]["data/report/metrics.json"]["data"]
     assert "grm.b.bpp" in json.dumps(report)
     diff = json.loads(sh(root, dvc, "metrics", "diff", "HEAD", "--json").stdout)
     assert "data/report/metrics.json" in diff
+
+
+# The READMEs' shell lines this module runs in its tiny pipeline (tests/test_readme_blocks.py
+# checks every other line is accounted for). None: the line as written, with the tiny
+# profile's names (see tiny_names); a string: what runs instead, and why; "": run by
+# another test of this module (named beside it) or with the line above.
+README_RUNS = {
+    "source .venv/bin/activate": "true",          # the tests' PATH starts with the venv's bin
+    "dvc metrics show": None,
+    "dvc plots show": None,
+    "make baseline": "",                           # run by test_exp_run_sets_one_rate_point_…
+    "dvc exp run -S rates.q2.lmbda=0.02": "",       # likewise
+    "dvc exp run -S '+rates.q4={lmbda: 0.025}'": None,
+    "dvc exp show --drop '.*' --keep 'Experiment|Created|^grm\\.q[0-9]+\\.(bpp|psnr)$|^rates\\..*\\.lmbda$'": None,
+    "dvc exp show --only-changed --csv": None,
+    "ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 stages/train.py grm q1": None,
+    "grm compress photo.jpg photo.grm --model data/models/grm-q2.safetensors": None,
+    "grm decompress photo.grm photo.png": None,
+    "grm info photo.grm": None,
+    "grm compress photos/ -o coded/ --rate q2": None,
+    "grm compress photos/ -o coded/ --bpp 0.3": None,
+    "grm decompress coded/ -o decoded/": None,
+    "cat photo.png | grm compress - - --rate q1 > photo.grm": None,
+    "python -m grm --version": None,
+    "for env in OMP_WAIT_POLICY= OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1; do":
+        "for env in OMP_WAIT_POLICY= OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1; do env $env .venv/bin/grm compress "
+        "data/eval_images/coffee.png /tmp/c.grm --model data/models/grm-q2.safetensors; done",
+    "env $env .venv/bin/grm compress data/eval_images/coffee.png /tmp/c.grm --model data/models/grm-q2.safetensors":
+        "",                                        # the loop's body: run with the line above
+    "done": "",
+}
+
+
+def tiny_names(command: str) -> str:
+    """A README command with the tiny profile's names: rate points a/b (q1/q2), a new one d
+    (q4), the evaluation photo chelsea, the venv of this test run, files in the scratch copy."""
+    for old, new in (("q[0-9]+", "[a-z]"), ("q1", "a"), ("q2", "b"), ("q4", "d"), ("coffee.png", "chelsea.png"),
+                     (".venv/bin/", f"{BIN}/"), ("/tmp/c.grm", "c.grm")):
+        command = command.replace(old, new)
+    return command
+
+
+def test_readme_lines_run_as_written(repo):
+    """The README's commands, in its order, in the tiny pipeline (after the tests above)."""
+    root, _ = repo
+    from PIL import Image
+    photo = Image.open(root / "data/eval_images/chelsea.png")
+    photo.save(root / "photo.jpg", quality=90)
+    (root / "photos/sub").mkdir(parents=True)
+    photo.save(root / "photos/one.png")
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "photos/sub/two.jpg")
+    for line, instead in README_RUNS.items():
+        if instead == "":
+            continue
+        command = tiny_names(line if instead is None else instead)
+        r = sh(root, "bash", "-c", f"set -eo pipefail; {command}")
+        if line.startswith("dvc exp show"):
+            assert "Experiment" in r.stdout, r.stdout[-2000:]
+    assert sorted(p.name for p in (root / "coded").rglob("*.grm")) == ["one.grm", "two.grm"]
+    assert sorted(p.name for p in (root / "decoded").rglob("*.png")) == ["one.png", "two.png"]
+    assert (root / "photo.grm").read_bytes()[:3] and (root / "c.grm").is_file()
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert params["rates"]["d"] == {"lmbda": 0.025}
 
 
 def documented_launch_lines() -> dict[str, str]:
