@@ -130,8 +130,9 @@ class GRM(CompressionModel):
 
     Stage 1 reads φ_loc, stage 2 φ_loc and φ_ref, stage 3 both and ψ; each gives one
     Gaussian per latent, and the three form a mixture, stage 2's weight biased by
-    log S + log U of the reference it used (the search reads a detached ŷ). The integer twin of this entropy
-    model, used by real coding, is ``grm.integer_model`` / ``grm.latent_coder``.
+    log S + log U of the reference it used (the search reads a detached ŷ). The integer
+    twin of this entropy model, used by real coding, is ``grm.integer_model`` /
+    ``grm.latent_coder``.
     """
 
     ARCH = "grm"
