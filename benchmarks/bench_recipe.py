@@ -4,6 +4,11 @@ original's, on photos it never trained on. The README's recipe table comes from 
 
     python benchmarks/bench_recipe.py --set crop=128 mixed_precision=bf16 steps=800 lmbda=0.013
     python benchmarks/bench_recipe.py --set lmbda=0.0483 steps=200 --init-from data/bases/grm.safetensors
+    python benchmarks/bench_recipe.py --set steps=1300 lr_drop_at=1.0 --ladder 0.0035:120 0.013:120 0.0483:250
+
+``--ladder`` measures a warm-started rate ladder the way the pipeline trains it: the
+recipe above is the base, and each LAMBDA:STEPS fine-tunes from its last weights with the
+params.yaml fine-tune settings (lr ÷ 10 at half its steps) and is measured in turn.
 
 Needs prepared shards (`dvc repro prepare`). Photos: the evaluation set and, if present,
 .cache/unseen (``benchmarks/bench_quality.py --fetch``). Rates and PSNR are the model's
@@ -14,8 +19,11 @@ evaluation JSONs' bpp_estimated), so a recipe is measured in seconds after train
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -68,35 +76,56 @@ def main() -> None:
     ap.add_argument("--init-from", default="", help="start from these weights (a fine-tune)")
     ap.add_argument("--shards", default=str(ROOT / "data/shards"))
     ap.add_argument("--unseen", type=Path, default=ROOT / ".cache/unseen")
+    ap.add_argument("--ladder", nargs="*", default=[], metavar="LAMBDA:STEPS",
+                    help="then fine-tune from the recipe's weights to each λ for STEPS (a warm-started ladder)")
     args = ap.parse_args()
-    from grm.pipeline.train import TrainSettings, train
-    from grm.model_file import build
-    from safetensors.torch import load_file
+    from grm.pipeline.train import TrainSettings
     train_params = dict(yaml.safe_load((ROOT / "params.yaml").read_text())["train"])
     train_params.pop("shards", None)
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = TrainSettings.from_dict({**train_params, "arch": args.arch, "lmbda": 0.013, "init_from": args.init_from,
                                         **{k: parse_value(v) for k, v in overrides.items()}})
     sets = {"evaluation photos": load_photos(ROOT / "data/eval_images"), "unseen photos": load_photos(args.unseen)}
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        result = train("recipe", settings, args.shards, Path(tmp) / "run")
-        seconds = time.perf_counter() - t
-        model = build(settings.arch, settings.model)
-        model.update(force=True)
-        model.load_state_dict(load_file(str(Path(tmp) / "run/weights" / f"step-{result.steps:08d}.safetensors")))
-    print(f"recipe {json.dumps(overrides)}: {settings.steps} steps in {seconds:.0f} s "
+    fine_tune = {k: v for k, v in train_params.items() if k in ("lr_drop_at", "lr_schedule", "val_every")}
+    # Under torchrun every rank must train into the same folder (rank 0 writes the weights).
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    shared = Path(tempfile.gettempdir()) / f"bench-recipe-{run_id}" if run_id else None
+    with tempfile.TemporaryDirectory() if shared is None else contextlib.nullcontext(shared) as tmp:
+        base = run_recipe("recipe", settings, overrides, args.shards, Path(tmp) / "run", sets)
+        for point in args.ladder:
+            lmbda, steps = point.split(":")
+            child = dataclasses.replace(settings, **fine_tune, lmbda=float(lmbda), steps=int(steps), init_from=str(base))
+            child = dataclasses.replace(child, val_every=min(child.val_every, child.steps))
+            run_recipe(f"fine-tune λ {lmbda}", child, {"lmbda": lmbda, "steps": steps}, args.shards,
+                       Path(tmp) / f"ft-{lmbda}", sets)
+
+
+def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, sets: dict) -> Path:
+    """Train with the pipeline's trainer, print the measure on each photo set; the last weights' path."""
+    from grm.model_file import build
+    from grm.pipeline.train import train
+    from safetensors.torch import load_file
+    t = time.perf_counter()
+    result = train("recipe", settings, shards, out)
+    seconds = time.perf_counter() - t
+    weights = out / "weights" / f"step-{result.steps:08d}.safetensors"
+    if int(os.environ.get("RANK", "0")) != 0:
+        return weights
+    model = build(settings.arch, settings.model)
+    model.update(force=True)
+    model.load_state_dict(load_file(str(weights)))
+    print(f"{name} {json.dumps(overrides)}: {settings.steps} steps in {seconds:.0f} s "
           f"({settings.steps / seconds:.2f} steps/s); last validation "
-          f"{result.history[-1]['bpp']:.3f} bpp {result.history[-1]['psnr']:.2f} dB")
-    for name, photos in sets.items():
+          f"{result.history[-1]['bpp']:.3f} bpp {result.history[-1]['psnr']:.2f} dB", flush=True)
+    for set_name, photos in sets.items():
         if not photos:
             continue
         m = measure(model, photos)
-        print(f"  {name} ({len(photos)}): {m['bpp']:.3f} bpp, {m['psnr']:.2f} dB, Δ JPEG {m['vs_jpeg']:+.2f} dB, "
-              f"colour shift {m['colour_shift']:.2f} levels")
+        print(f"  {set_name} ({len(photos)}): {m['bpp']:.3f} bpp, {m['psnr']:.2f} dB, Δ JPEG {m['vs_jpeg']:+.2f} dB, "
+              f"colour shift {m['colour_shift']:.2f} levels", flush=True)
     if math.isnan(result.history[-1]["loss"]):
         sys.exit("training diverged")
-
+    return weights
 
 if __name__ == "__main__":
     main()

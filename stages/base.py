@@ -6,8 +6,12 @@
 
 from pathlib import Path
 
-from grm.pipeline.stage import base_path, base_settings, run_stage, stage_args
-from grm.pipeline.training_run import run_training
+from grm.threads import spin_while_training
+
+spin_while_training()      # before grm.pipeline.stage sets the passive policy and torch loads
+
+from grm.pipeline.stage import base_path, base_settings, run_stage, stage_args  # noqa: E402
+from grm.pipeline.training_run import run_training  # noqa: E402
 
 ROOT = Path.cwd()
 CODE = Path(__file__).resolve().parents[1]

@@ -8,8 +8,12 @@ variants.VARIANT, rates.RATE; the base model data/bases/VARIANT.safetensors).
 
 from pathlib import Path
 
-from grm.pipeline.stage import run_args, run_settings, run_stage
-from grm.pipeline.training_run import run_training
+from grm.threads import spin_while_training
+
+spin_while_training()      # before grm.pipeline.stage sets the passive policy and torch loads
+
+from grm.pipeline.stage import run_args, run_settings, run_stage  # noqa: E402
+from grm.pipeline.training_run import run_training  # noqa: E402
 
 ROOT = Path.cwd()
 CODE = Path(__file__).resolve().parents[1]    # the checkout this stage's code comes from

@@ -40,6 +40,8 @@ NOT_RUN_HERE = {
                         "every pipeline package made unimportable",
     r"--device cuda": "a GPU: benchmarks/cross_device.py on one",
     r"mlflow ui ": "tests/test_readme_commands.py::test_documented_mlflow_ui_serves_and_stops",
+    r"^for env in OMP_WAIT_POLICY=PASSIVE OMP_WAIT_POLICY=ACTIVE ": "a 4-minute timing of the base stage: "
+                                                                  "tests/test_threads.py checks each stage's policy",
     r"^dvc exp run --queue ": "retrains every model (the queue's copy has no checkpoints, as the README says): "
                               "minutes even at the tiny profile; DVC's queue is DVC's to test",
 }
