@@ -121,11 +121,12 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
-def png_bytes(arr: np.ndarray) -> bytes:
+def png_bytes(arr: np.ndarray, compress_level: int = 6) -> bytes:
+    """PNG bytes of a uint8 array; shards take level 1 (fast to write, decoded once per epoch)."""
     import io
     from PIL import Image
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 

@@ -22,6 +22,7 @@ from .mixture import gaussian_bin_prob, mixture_likelihood, split_stage
 from .reference import SIM_MIN, causal_search, descriptors, gather_positions, order_keys
 from .image_io import unit_float
 from .strides import STRIDE, Y_STRIDE
+from .settings import from_known_keys
 from .tiling import tiled
 
 
@@ -57,11 +58,7 @@ class GRMConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GRMConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+        return from_known_keys(cls, d, "model config keys")
 
 
 CONFIGS = {

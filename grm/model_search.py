@@ -7,11 +7,11 @@ given a folder of models needs no other hint. The search path is ``--models DIR`
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checksum import sha256_file
 from .errors import ModelFileError
 from .model_file import read_metadata
 
@@ -46,11 +46,7 @@ def file_hash(path: Path) -> bytes:
     """The identifier a .grm stores: the first 16 bytes of sha256(model file)."""
     key = path.resolve()
     if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _HASHES[key] = h.digest()[:16]
+        _HASHES[key] = bytes.fromhex(sha256_file(path))[:16]
     return _HASHES[key]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grm.pipeline.shards import sha256_file
+from grm.checksum import sha256_file
 from grm.pipeline.train import TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]

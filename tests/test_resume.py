@@ -170,7 +170,7 @@ def test_failing_train_stage_marks_its_mlflow_run_failed(tmp_path):
 
 def test_a_fine_tune_is_keyed_by_its_parent_and_restarts_when_the_parent_changes(shards, tmp_path):
     """A rate point resumes only on top of the same base: its run key holds the base's sha256."""
-    from grm.pipeline.shards import sha256_file
+    from grm.checksum import sha256_file
     from grm.pipeline.train import TrainSettings, train
     tiny = {"model": "tiny", "steps": 4, "batch_size": 2, "crop": 64, "val_every": 2, "val_crop": 64, "workers": 0}
     parent = tmp_path / "base.safetensors"

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checksum import sha256_file
 from ..errors import ImageError
-from ..image_io import IMAGE_SUFFIXES, read_image
+from ..image_io import IMAGE_SUFFIXES, png_bytes, read_image
+from ..settings import from_known_keys
 from .sample_images import bundled_photos
-from .shards import INDEX, ShardSink, png_bytes, sha256_file
+from .shards import INDEX, ShardSink
 
 log = logging.getLogger("grm.prepare")
 
@@ -49,9 +51,7 @@ class PrepareSettings:
         if {"val_count", "eval_count"} & unknown:
             raise ValueError("prepare.val_count / eval_count are gone: splits are drawn by key hash, "
                              "set prepare.val_fraction (and eval_fraction or eval_names) instead")
-        if unknown:
-            raise ValueError(f"unknown prepare settings: {sorted(unknown)}")
-        s = cls(**d)
+        s = from_known_keys(cls, d, "prepare settings")
         if s.grayscale not in ("keep", "skip"):
             raise ValueError(f"prepare.grayscale must be keep or skip, not {s.grayscale!r}")
         return s
@@ -122,7 +122,7 @@ def _load(job: tuple[str, str, str, PrepareSettings]) -> dict:
         # Grey photos teach a short run R = G = B: its decoded colours drift toward grey.
         return {"key": key, "skip": "grayscale", "why": f"{path}: grayscale (prepare.grayscale: skip)"}
     out = centre_crop(arr, s.eval_max_side) if split == "eval" else downscale(arr, s.max_side)
-    return {"key": key, "split": split, "png": png_bytes(out), "notes": kinds}
+    return {"key": key, "split": split, "png": png_bytes(out, compress_level=1), "notes": kinds}
 
 
 def _ordered(fn, jobs: list, workers: int):

@@ -10,7 +10,6 @@ replayed (``CropStream``), so a resumed run continues in seconds.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shlex
@@ -21,15 +20,9 @@ import numpy as np
 import torch
 
 from ..errors import GrmError
+from ..image_io import png_bytes
 
 INDEX = "index.json"
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -67,16 +60,8 @@ def write_shards(samples, folder: Path, prefix: str, per_shard: int) -> list[str
     """Write (key, uint8 image) pairs to folder/prefix-NNNNNN.tar; returns shard names."""
     sink = ShardSink(folder, prefix, per_shard)
     for key, arr in samples:
-        sink.write(key, png_bytes(arr))
+        sink.write(key, png_bytes(arr, compress_level=1))
     return list(sink.close())
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_shards(source: str, split: str) -> list[str]:

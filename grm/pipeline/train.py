@@ -23,12 +23,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checksum import sha256_file
 from ..image_io import write_atomic
 from ..model_file import build, save_model
+from ..settings import from_known_keys
 from .allocator import reuse_freed_memory
 from .loss import RateDistortionLoss
 from .provenance import code_digest, json_digest
-from .shards import INDEX, read_images, resolve_shards, sha256_file, train_loader
+from .shards import INDEX, read_images, resolve_shards, train_loader
 from .stage import BOOKKEEPING
 
 log = logging.getLogger("grm.train")
@@ -64,17 +66,13 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSettings":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
         d = dict(d)
         # `dvc exp run -S` rewrites params.yaml without quotes, and YAML 1.1 reads a bare
         # `no` (Accelerate's word for fp32) as false: params say fp32, and the old
         # spellings are still understood.
         if d.get("mixed_precision") in (False, "no"):
             d["mixed_precision"] = "fp32"
-        s = cls(**d)
+        s = from_known_keys(cls, d, "training settings")
         if s.lr_schedule not in ("step", "cosine"):
             raise ValueError(f"train.lr_schedule must be step or cosine, not {s.lr_schedule!r}")
         if s.mixed_precision not in MIXED_PRECISION:
