@@ -23,7 +23,7 @@ from .reference import SIM_MIN, causal_search, descriptors, gather_positions, or
 from .image_io import unit_float
 from .strides import STRIDE, Y_STRIDE
 from .settings import from_known_keys
-from .tiling import tiled
+from .tiling import TILE, tiled
 
 
 
@@ -133,6 +133,8 @@ class GRM(CompressionModel):
     """
 
     ARCH = "grm"
+    # Transform tile side in latent positions (grm.tiling): peak memory, never the bytes.
+    tile = TILE
 
     def __init__(self, config: GRMConfig | str | dict = "small"):
         super().__init__()
@@ -262,7 +264,8 @@ class GRM(CompressionModel):
         tensor). The photo is moved to the model's device a tile at a time."""
         from .latent_coder import MAX_SYMBOL, encode_latents
         dev = device_of(self)
-        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t.to(dev)))).contiguous(), self.pad(x), Y_STRIDE, 1)
+        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t.to(dev)))).contiguous(), self.pad(x), Y_STRIDE, 1,
+                  tile=self.tile)
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
@@ -279,5 +282,5 @@ class GRM(CompressionModel):
         z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
         y_sym = decode_latents(self, strings[1], z_hat)
         x_hat = tiled(lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(), y_sym, 1, Y_STRIDE,
-                      size=(height, width)).contiguous()
+                      tile=self.tile, size=(height, width)).contiguous()
         return x_hat, y_sym
