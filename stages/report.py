@@ -81,10 +81,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(curves, "psnr", out / "rd_psnr.png")
     plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
-    train = params.get("train") or {}
-    budget = (f"Training budget, the same for every learned model: {train.get('steps')} steps of batch "
-              f"{train.get('batch_size')} × {train.get('crop')}² crops (model `{train.get('model')}`).")
-    text, metrics = markdown(curves, settings.get("anchor", "hevc"), subject, images, budget)
+    text, metrics = markdown(curves, settings.get("anchor", "hevc"), subject, images, training_budget(params))
     figures = comparison_figures(params, labels, subject, out / "compare")
     text += "\n## What the codecs look like\n\n" + "".join(
         f"![{f.stem}](compare/{f.name})\n\n" for f in figures)

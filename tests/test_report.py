@@ -52,3 +52,12 @@ def test_comparison_crop_is_where_the_codecs_differ_and_every_codec_has_a_panel(
     drawn = render(original, panels, tmp_path / "fig.png", "test", crop_size=64)
     assert drawn == ["original", "codec A", "codec B", "codec C"]
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_training_budget_names_the_base_and_each_rate_points_own_steps():
+    from grm.pipeline.report import training_budget
+    line = training_budget({"train": {"steps": 230, "batch_size": 8, "crop": 128, "model": "compact"},
+                            "base": {"steps": 2500, "lmbda": 0.013},
+                            "rates": {"q1": {"lmbda": 0.0035}, "q3": {"lmbda": 0.0483, "steps": 480}}})
+    assert "a base of 2,500 steps at λ = 0.013" in line and "(q1 230, q3 480 steps)" in line
+    assert "batch 8 × 128²" in line and "`compact`" in line

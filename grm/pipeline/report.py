@@ -180,6 +180,17 @@ def verdicts(subject: Curve, others: list[Curve], spread: dict) -> list[str]:
     return lines
 
 
+def training_budget(params: dict) -> str:
+    """The report's one line on what every learned model was trained with: the base, then each
+    rate point's fine-tune (a rate point's own ``steps`` wins over ``train.steps``)."""
+    train, base = params.get("train") or {}, params.get("base") or {}
+    steps = {name: (rp or {}).get("steps", train.get("steps")) for name, rp in (params.get("rates") or {}).items()}
+    ladder = ", ".join(f"{name} {n:,}" for name, n in steps.items())
+    return (f"Training budget, the same for every learned model (model `{train.get('model')}`, batch "
+            f"{train.get('batch_size')} × {train.get('crop')}² crops): a base of {base.get('steps', 0):,} steps "
+            f"at λ = {base.get('lmbda')}, then a fine-tune per rate point ({ladder} steps).")
+
+
 def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget: str = "") -> tuple[str, dict]:
     """The report text and a flat dict of headline metrics."""
     lines = ["# grm rate–distortion report", "",
