@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 from pathlib import Path
 
 from grm.pipeline.stage import run_name, run_stage, stage_args, shared_params, variants, write_json
@@ -55,7 +56,7 @@ def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -
 def main():
     _, params = stage_args(__doc__)
     from grm.pipeline.classic import get_codec
-    from grm.pipeline.report import Curve, markdown, plot_curves
+    from grm.pipeline.report import Curve, markdown, plot_curves, training_budget
     settings = params.get("report") or {}
     subject = settings.get("subject", "grm")
     labels = settings.get("labels") or {}
@@ -93,7 +94,6 @@ def main():
             for p in c.sorted():
                 w.writerow([c.name, p["rate_point"], f"{p['bpp']:.5f}", f"{p['psnr']:.4f}",
                              f"{p['ms_ssim']:.5f}"])
-    import math
     finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
     write_json(out / "metrics.json", finite)
     from grm.pipeline.tracking import pipeline_tracker
