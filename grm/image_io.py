@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -43,7 +44,6 @@ def read_image(src: str | Path | bytes, label: str = "<stdin>") -> tuple[np.ndar
 
     ``src`` is a path, or the bytes of an image file (stdin), named ``label`` in messages.
     """
-    import io
     from PIL import Image, ImageOps, UnidentifiedImageError
     if isinstance(src, (bytes, bytearray)):
         if not src:
@@ -123,7 +123,6 @@ def write_atomic(path: str | Path, data: bytes) -> None:
 
 def png_bytes(arr: np.ndarray, compress_level: int = 6) -> bytes:
     """PNG bytes of a uint8 array; shards take level 1 (fast to write, decoded once per epoch)."""
-    import io
     from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=compress_level)

@@ -41,10 +41,6 @@ def order_keys(h: int, w: int, order: str = "raster", device=None) -> torch.Tens
     raise ValueError(f"decode order must be 'raster' or 'wavefront', got {order!r}")
 
 
-def raster_keys(h: int, w: int, device=None) -> torch.Tensor:
-    return order_keys(h, w, "raster", device)
-
-
 def decode_groups(h: int, w: int, order: str) -> list[torch.Tensor]:
     """Flat positions grouped by key, in decoding order."""
     keys = order_keys(h, w, order)

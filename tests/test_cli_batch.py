@@ -123,7 +123,7 @@ def test_bare_codec_round_trips_without_pipeline_packages(trained_model_path, im
 
 def test_a_folder_and_a_new_path_code_into_that_path(tmp_path):
     """`grm compress photos/ coded/` (no -o) must not write .grm files into photos/."""
-    from grm.cli import plan
+    from grm.cli_plan import plan
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "a.png").write_bytes(b"")

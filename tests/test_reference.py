@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grm.reference import SIM_MIN, causal_search, descriptors, raster_keys
+from grm.reference import SIM_MIN, causal_search, descriptors, order_keys
 
 
 def brute_force(y):
@@ -33,7 +33,7 @@ def brute_force(y):
 def test_search_matches_brute_force_and_is_causal():
     torch.manual_seed(0)
     y = torch.randint(-2, 3, (1, 3, 6, 7)).float()
-    ref, sim, has_ref = causal_search(descriptors(y), raster_keys(6, 7), chunk=5)
+    ref, sim, has_ref = causal_search(descriptors(y), order_keys(6, 7, "raster"), chunk=5)
     refs, sims = brute_force(y)
     for i, (r_bf, s_bf) in enumerate(zip(refs, sims)):
         if i == 0:
@@ -48,10 +48,10 @@ def test_search_matches_brute_force_and_is_causal():
 def test_future_positions_never_change_the_search():
     torch.manual_seed(1)
     y = torch.randn(1, 4, 5, 5).round()
-    ref, sim, _ = causal_search(descriptors(y), raster_keys(5, 5))
+    ref, sim, _ = causal_search(descriptors(y), order_keys(5, 5, "raster"))
     y2 = y.clone()
     y2[0, :, 3:, :] = torch.randn(4, 2, 5).round() * 5       # rewrite rows 3 and 4
-    ref2, sim2, _ = causal_search(descriptors(y2), raster_keys(5, 5))
+    ref2, sim2, _ = causal_search(descriptors(y2), order_keys(5, 5, "raster"))
     # Positions up to row 3 col 0 only see rows < 3 through their descriptors (and row 3 col 0's
     # descriptor only reaches row 2), so their references cannot move.
     upto = 3 * 5 + 1
@@ -61,7 +61,7 @@ def test_future_positions_never_change_the_search():
 
 def test_similarity_is_differentiable():
     y = torch.randn(1, 2, 4, 4, requires_grad=True)
-    _, sim, _ = causal_search(descriptors(y), raster_keys(4, 4))
+    _, sim, _ = causal_search(descriptors(y), order_keys(4, 4, "raster"))
     sim.sum().backward()
     assert y.grad.abs().sum() > 0
 

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from grm.pipeline.report import Curve, equal_lambda_table, markdown
+from grm.pipeline.report import Curve, bd_rate, equal_lambda_table, markdown
 
 
 def _curve(name, kind, pts):
@@ -61,3 +62,32 @@ def test_training_budget_names_the_base_and_each_rate_points_own_steps():
                             "rates": {"q1": {"lmbda": 0.0035}, "q3": {"lmbda": 0.0483, "steps": 480}}})
     assert "a base of 2,500 steps at λ = 0.013" in line and "(q1 230, q3 480 steps)" in line
     assert "batch 8 × 128²" in line and "`compact`" in line
+
+
+def curve(name, rates, psnrs):
+    return Curve(name, name, "grm", [{"bpp": r, "psnr": p, "ms_ssim": 1 - 10 ** (-p / 20)} for r, p in zip(rates, psnrs)])
+
+
+def test_bd_rate_of_a_curve_against_itself_and_a_costlier_copy():
+    rates, quality = [0.1, 0.2, 0.4, 0.8], [27.0, 30.0, 33.0, 36.0]
+    anchor = curve("a", rates, quality)
+    assert bd_rate(anchor, curve("b", rates, quality))[0] == pytest.approx(0.0, abs=1e-9)
+    value, _ = bd_rate(anchor, curve("c", [r * 1.1 for r in rates], quality))
+    assert value == pytest.approx(10.0, abs=0.01)
+    value, _ = bd_rate(anchor, curve("c", [r * 1.1 for r in rates], quality), "ms_ssim")
+    assert value == pytest.approx(10.0, abs=0.01)
+
+
+def test_bd_rate_says_why_when_curves_do_not_overlap():
+    value, why = bd_rate(curve("a", [0.1, 0.2, 0.4], [20, 22, 24]), curve("b", [1, 2, 4], [40, 42, 44]))
+    assert value is None and "overlap" in why
+
+
+def test_bd_rate_uses_the_operational_curve():
+    rates, quality = [0.1, 0.2, 0.4, 0.8], [27.0, 30.0, 33.0, 36.0]
+    anchor = curve("a", rates, quality)
+    # A repeated point (a codec's floor) and a dominated one change nothing.
+    noisy = curve("b", [0.1, 0.1, 0.2, 0.3, 0.4, 0.8], [27.0, 27.0, 30.0, 29.5, 33.0, 36.0])
+    assert noisy.operational("psnr")[2] == ["0.100 bpp", "0.300 bpp"]
+    assert bd_rate(anchor, noisy)[0] == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(anchor, curve("c", [0.1, 0.2], [30.0, 29.0]))[0] is None

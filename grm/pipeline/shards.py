@@ -117,7 +117,6 @@ def shard_sizes(urls: list[str]) -> list[int]:
     return [sizes[u] if u in sizes else sum(1 for _ in _samples(u, read=False)) for u in urls]
 
 
-DECODED = {"images": 0}     # images decoded by this process's loader (the resume test counts them)
 
 
 class CropStream(torch.utils.data.IterableDataset):
@@ -164,7 +163,6 @@ class CropStream(torch.utils.data.IterableDataset):
                 continue
             skip = max(0, first - idx)
             for key, png in _samples(self.urls[shard], skip):
-                DECODED["images"] += 1
                 yield key, idx + skip, decode_png(png)
                 skip += 1
             idx += sizes[shard]

@@ -7,8 +7,10 @@ point name and a digest of its own settings. MLflow is imported lazily (it costs
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from ..errors import GrmError
@@ -109,8 +111,6 @@ class Tracker:
             self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in fresh.items()])
 
     def metrics(self, metrics: dict, step: int | None = None) -> None:
-        import math
-        import time
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()

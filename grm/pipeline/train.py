@@ -273,10 +273,14 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     starts from scratch and says which of the three changed.
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     # The run key holds the precision actually used, so a checkpoint written in bf16 on one
     # machine is not resumed in fp32 on another.
     s = dataclasses.replace(s, mixed_precision=resolve_precision(s.mixed_precision))
+    # Accelerate keeps one precision per process; a process that trains several runs (the
+    # tests, bench_recipe's ladder) starts each afresh. The process group is kept.
+    AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
                       gradient_accumulation_steps=s.grad_accum,
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
