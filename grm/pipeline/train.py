@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..checksum import sha256_file
-from ..image_io import write_atomic
+from ..image_io import to_tensor, write_atomic
 from ..model_file import build, save_model
 from ..settings import from_known_keys
 from .allocator import reuse_freed_memory
@@ -192,8 +192,7 @@ def validate(model: nn.Module, images: list[np.ndarray], criterion: RateDistorti
     for img in images:
         h, w = img.shape[:2]
         top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-        x = torch.from_numpy(img[top:top + crop, left:left + crop].copy()).permute(2, 0, 1)[None].float() / 255
-        x = x.to(device)
+        x = to_tensor(np.ascontiguousarray(img[top:top + crop, left:left + crop])).to(device)
         pred = model(x)
         out = {**criterion(pred, x), **pred.get("stats", {})}
         for k in set(sums) | set(pred.get("stats", {})):
@@ -211,8 +210,13 @@ def lr_factor(s: TrainSettings, step: int) -> float:
     return 0.1 if step >= int(s.lr_drop_at * s.steps) else 1.0
 
 
+def _finished_states(states: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a ``.tmp`` one was interrupted while written)."""
+    return sorted(p for p in states.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
+
+
 def _latest_state(states: Path) -> Path | None:
-    done = sorted(p for p in states.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
+    done = _finished_states(states)
     return done[-1] if done else None
 
 
@@ -272,57 +276,17 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     shard contents and ``code``, a digest of the training code); otherwise the run
     starts from scratch and says which of the three changed.
     """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import set_seed
     # The run key holds the precision actually used, so a checkpoint written in bf16 on one
     # machine is not resumed in fp32 on another.
     s = dataclasses.replace(s, mixed_precision=resolve_precision(s.mixed_precision))
-    # Accelerate keeps one precision per process; a process that trains several runs (the
-    # tests, bench_recipe's ladder) starts each afresh. The process group is kept.
-    AcceleratorState._reset_state()
-    acc = Accelerator(mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
-                      gradient_accumulation_steps=s.grad_accum,
-                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
-    if acc.device.type == "cpu":
-        reuse_freed_memory()
+    acc = _accelerator(s)
     out = Path(out)
-    key = run_key(s, shards, code)
-    result = TrainResult(key_digest=json_digest(key))
-    key_file = out / "settings.json"
-    if acc.is_main_process:
-        result.restarted_because = _start_folder(out, key, name)
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(key_file, json.dumps(key, indent=1, sort_keys=True, default=str).encode())
-    acc.wait_for_everyone()
+    result = _claim_folder(acc, out, run_key(s, shards, code), name)
     set_seed(s.seed)
-    model = build(s.arch, s.model)
-    # Fill the coder tables now: empty buffers share one null pointer, and save_state's
-    # safetensors writer would drop them as "shared", so resuming could not load them.
-    model.update(force=True)
-    if s.init_from:
-        load_parent(model, s.init_from)
-    # Channels-last activations: oneDNN's convolutions (and GSDN's channel mixing as a
-    # matrix product) run faster this way on CPU, and tensor cores prefer it on GPUs.
-    model.to(memory_format=torch.channels_last)
-    criterion = RateDistortionLoss(s.lmbda, s.metric)
-    objective = _Objective(model, criterion)
-    groups, clip_params = _param_groups(model, s)
-    opt = torch.optim.Adam(groups)
+    objective, opt, clip_params = _prepare(acc, s)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    # The schedule is a function of the step counter alone (no scheduler object:
-    # Accelerate's wrapper would step it once per rank), so it is the same on any
-    # number of processes and continues exactly on resume.
-    objective, opt = acc.prepare(objective, opt)
-    states, weights = out / "state", out / "weights"
-    history_file = out / "history.json"
-    latest = _latest_state(states)
-    if latest is not None:
-        acc.load_state(str(latest))
-        meta = json.loads((latest / "trainer.json").read_text())
-        result.steps, result.bad_steps, result.history = meta["step"], meta["bad_steps"], meta["history"]
-        result.resumed_from = result.steps
-        log.info("resumed %s from step %d", name, result.steps)
+    _resume(acc, out / "state", result, name)
     # The batch stream is a function of the seed and the step: it starts exactly where
     # the interrupted run stopped, without replaying what was already trained on.
     batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
@@ -333,64 +297,40 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     if tracker:
         tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
     val_images = [img for _, img in read_images(resolve_shards(shards, "val"))] if acc.is_main_process else []
+    progress = _progress_bar(s, result, name) if acc.is_main_process else None
     seen: set[str] = set()
     consecutive_bad = 0
-    progress = None
-    if acc.is_main_process:
-        from tqdm.auto import tqdm
-        progress = tqdm(total=s.steps, initial=result.steps, desc=f"train {name}", unit="step",
-                        mininterval=2.0, dynamic_ncols=True)
     t0, t_steps = time.perf_counter(), result.steps
     objective.train()
     while result.steps < s.steps:
         x, keys = next(batches)
         seen.update(keys)
-        x = x.to(acc.device).contiguous(memory_format=torch.channels_last)
-        with acc.accumulate(objective):
-            o = objective(x)
-            acc.backward(o["total"])
-            if acc.sync_gradients:
-                for g, lr in zip(opt.param_groups, base_lrs):
-                    g["lr"] = lr * lr_factor(s, result.steps)
-                # Gradients are already all-reduced, so every rank reaches the same verdict.
-                norm = acc.clip_grad_norm_(clip_params, s.clip if s.clip > 0 else float("inf"))
-                finite = bool(torch.isfinite(torch.as_tensor(norm)))
-                if finite or s.mixed_precision == "fp16":   # fp16: the grad scaler skips inf steps
-                    opt.step()
-                    consecutive_bad = 0
-                else:
-                    result.bad_steps += 1
-                    consecutive_bad += 1
-                opt.zero_grad(set_to_none=True)
-        if not acc.sync_gradients:
+        o, stepped = _step(acc, objective, opt, base_lrs, clip_params, s, result.steps, x)
+        if stepped is None:          # a gradient-accumulation micro-batch
             continue
         result.steps += 1
         step = result.steps
+        consecutive_bad = 0 if stepped else consecutive_bad + 1
+        result.bad_steps += 0 if stepped else 1
         if progress:
             progress.update(1)
             progress.set_postfix(loss=f"{o['loss'].detach().item():.3f}", bpp=f"{o['bpp'].detach().item():.3f}", refresh=False)
         if consecutive_bad >= s.max_bad_steps:
-            _checkpoint(acc, objective, states, weights, step, result, s, history_file)
+            _checkpoint(acc, objective, out, step, result, s)
             raise FloatingPointError(f"{consecutive_bad} consecutive non-finite steps at step {step}; "
-                                     f"a resumable checkpoint was written to {states}")
-        if step % s.log_every == 0 or step == s.steps:
+                                     f"a resumable checkpoint was written to {out / 'state'}")
+        if _due(step, s.log_every, s.steps):
             # Every rank joins the reduction; the logged loss is the mean over ranks.
             mean = acc.reduce(torch.stack([o[k].detach().float() for k in LOGGED]), reduction="mean")
-            logged = dict(zip(LOGGED, mean.tolist()))
-        if tracker and (step % s.log_every == 0 or step == s.steps):
-            rate = (step - t_steps) / max(1e-9, time.perf_counter() - t0)
-            tracker.metrics({**{f"train/{k}": v for k, v in logged.items()},
-                             "train/lr": opt.param_groups[0]["lr"], "train/steps_per_s": rate,
-                             "train/bad_steps": result.bad_steps}, step)
-        if step % s.val_every == 0 or step == s.steps:
+            if tracker:
+                rate = (step - t_steps) / max(1e-9, time.perf_counter() - t0)
+                tracker.metrics({**{f"train/{k}": v for k, v in zip(LOGGED, mean.tolist())},
+                                 "train/lr": opt.param_groups[0]["lr"], "train/steps_per_s": rate,
+                                 "train/bad_steps": result.bad_steps}, step)
+        if _due(step, s.val_every, s.steps):
             if acc.is_main_process:
-                v = validate(acc.unwrap_model(objective).model, val_images, criterion, s.val_crop)
-                v["step"] = step
-                result.history.append(v)
-                log.info("%s step %d: val loss %.4f bpp %.4f psnr %.2f", name, step, v["loss"], v["bpp"], v["psnr"])
-                if tracker:
-                    tracker.metrics({f"val/{k}": x for k, x in v.items() if k != "step"}, step)
-            _checkpoint(acc, objective, states, weights, step, result, s, history_file)
+                _validate(acc.unwrap_model(objective), val_images, s, step, result, tracker, name)
+            _checkpoint(acc, objective, out, step, result, s)
             if acc.is_main_process:
                 shutil.rmtree(_aside(out), ignore_errors=True)    # the new run has a checkpoint now
     if progress:
@@ -402,9 +342,105 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     return result
 
 
-def _checkpoint(acc, objective, states: Path, weights: Path, step: int, result: TrainResult,
-                s: TrainSettings, history_file: Path) -> None:
+def _due(step: int, every: int, last: int) -> bool:
+    return step % every == 0 or step == last
+
+
+def _accelerator(s: TrainSettings):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs
+    # Accelerate keeps one precision per process; a process that trains several runs (the
+    # tests, bench_recipe's ladder) starts each afresh. The process group is kept.
+    AcceleratorState._reset_state()
+    acc = Accelerator(mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
+                      gradient_accumulation_steps=s.grad_accum,
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
+    if acc.device.type == "cpu":
+        reuse_freed_memory()
+    return acc
+
+
+def _claim_folder(acc, out: Path, key: dict, name: str) -> TrainResult:
+    """The main process makes ``out`` the folder of this run key (``_start_folder``)."""
+    result = TrainResult(key_digest=json_digest(key))
+    if acc.is_main_process:
+        result.restarted_because = _start_folder(out, key, name)
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "settings.json", json.dumps(key, indent=1, sort_keys=True, default=str).encode())
+    acc.wait_for_everyone()
+    return result
+
+
+def _prepare(acc, s: TrainSettings):
+    """(objective, optimizer, parameters to clip), wrapped by Accelerate."""
+    model = build(s.arch, s.model)
+    # Fill the coder tables now: empty buffers share one null pointer, and save_state's
+    # safetensors writer would drop them as "shared", so resuming could not load them.
+    model.update(force=True)
+    if s.init_from:
+        load_parent(model, s.init_from)
+    # Channels-last activations: oneDNN's convolutions (and GSDN's channel mixing as a
+    # matrix product) run faster this way on CPU, and tensor cores prefer it on GPUs.
+    model.to(memory_format=torch.channels_last)
+    objective = _Objective(model, RateDistortionLoss(s.lmbda, s.metric))
+    groups, clip_params = _param_groups(model, s)
+    # The schedule is a function of the step counter alone (no scheduler object:
+    # Accelerate's wrapper would step it once per rank), so it is the same on any
+    # number of processes and continues exactly on resume.
+    objective, opt = acc.prepare(objective, torch.optim.Adam(groups))
+    return objective, opt, clip_params
+
+
+def _resume(acc, states: Path, result: TrainResult, name: str) -> None:
+    latest = _latest_state(states)
+    if latest is None:
+        return
+    acc.load_state(str(latest))
+    meta = json.loads((latest / "trainer.json").read_text())
+    result.steps, result.bad_steps, result.history = meta["step"], meta["bad_steps"], meta["history"]
+    result.resumed_from = result.steps
+    log.info("resumed %s from step %d", name, result.steps)
+
+
+def _progress_bar(s: TrainSettings, result: TrainResult, name: str):
+    from tqdm.auto import tqdm
+    return tqdm(total=s.steps, initial=result.steps, desc=f"train {name}", unit="step",
+                mininterval=2.0, dynamic_ncols=True)
+
+
+def _step(acc, objective, opt, base_lrs: list, clip_params: list, s: TrainSettings, step: int, x):
+    """One micro-batch: (outputs, whether the optimizer stepped; None between accumulation steps)."""
+    x = x.to(acc.device).contiguous(memory_format=torch.channels_last)
+    stepped = None
+    with acc.accumulate(objective):
+        o = objective(x)
+        acc.backward(o["total"])
+        if acc.sync_gradients:
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = lr * lr_factor(s, step)
+            # Gradients are already all-reduced, so every rank reaches the same verdict.
+            norm = acc.clip_grad_norm_(clip_params, s.clip if s.clip > 0 else float("inf"))
+            stepped = bool(torch.isfinite(torch.as_tensor(norm))) or s.mixed_precision == "fp16"
+            if stepped:                    # fp16: the grad scaler itself skips inf steps
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+    return o, stepped
+
+
+def _validate(objective: "_Objective", val_images: list, s: TrainSettings, step: int, result: TrainResult,
+              tracker, name: str) -> None:
+    v = validate(objective.model, val_images, objective.criterion, s.val_crop)
+    v["step"] = step
+    result.history.append(v)
+    log.info("%s step %d: val loss %.4f bpp %.4f psnr %.2f", name, step, v["loss"], v["bpp"], v["psnr"])
+    if tracker:
+        tracker.metrics({f"val/{k}": x for k, x in v.items() if k != "step"}, step)
+
+
+def _checkpoint(acc, objective, out: Path, step: int, result: TrainResult, s: TrainSettings) -> None:
     """Model weights for selection + a full resumable state, both written atomically."""
+    states, weights = out / "state", out / "weights"
     tmp = states / f"step-{step:08d}.tmp"
     if acc.is_main_process:
         model = acc.unwrap_model(objective).model
@@ -422,8 +458,8 @@ def _checkpoint(acc, objective, states: Path, weights: Path, step: int, result: 
         final = states / f"step-{step:08d}"
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        write_atomic(history_file, json.dumps(result.history, indent=1).encode())
-        for old in sorted(p for p in states.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))[:-s.keep_states]:
+        write_atomic(out / "history.json", json.dumps(result.history, indent=1).encode())
+        for old in _finished_states(states)[:-s.keep_states]:
             shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
 
