@@ -191,84 +191,113 @@ def training_budget(params: dict) -> str:
             f"at λ = {base.get('lmbda')}, then a fine-tune per rate point ({ladder} steps).")
 
 
-def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget: str = "") -> tuple[str, dict]:
-    """The report text and a flat dict of headline metrics."""
-    lines = ["# grm rate–distortion report", "",
-             f"Evaluation set: {images} images; every number below comes from real files "
-             f"that were written and decoded.", "", *([budget, ""] if budget else []),
-             "![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", "",
-             "bpp is the size of the real file; est. bpp is the float model's own estimate, so the "
-             "difference is what the container and the coder cost (for grm, including the portable "
-             "integer entropy model). Every learned model's file was decoded and its latents compared "
-             "with the encoder's (the container's checksum): a mismatch stops the evaluation, so no row "
-             "below comes from a file that did not decode exactly.", ""]
-    metrics: dict = {}
-    for c in curves:
-        if c.kind == "classic":
-            continue
-        lines += [f"## {c.label}", "", "| rate point | bpp | est. bpp | PSNR dB | MS-SSIM | enc s | dec s |",
-                  "|---|---|---|---|---|---|---|"]
-        for p in c.sorted():
-            lines.append(f"| {p['rate_point']} | {_fmt(p['bpp'], 4)} | {_fmt(p.get('bpp_estimated'), 4)} | "
-                         f"{_fmt(p['psnr'], 2)} | {_fmt(p.get('ms_ssim'), 4)} | {_fmt(p.get('encode_s'), 2)} | "
-                         f"{_fmt(p.get('decode_s'), 2)} |")
-            for k in ("bpp", "psnr", "ms_ssim"):
-                metrics[f"{c.name}.{p['rate_point']}.{k}"] = p.get(k)
-        lines.append("")
-    by_name = {c.name: c for c in curves}
-    table = [("codec", "vs", "BD-rate PSNR", "BD-rate MS-SSIM")]
-    pairs = []
-    if anchor in by_name:
-        pairs += [(c.name, anchor) for c in curves if c.name != anchor]
-    if subject in by_name:
+INTRO = ("bpp is the size of the real file; est. bpp is the float model's own estimate, so the "
+         "difference is what the container and the coder cost (for grm, including the portable "
+         "integer entropy model). Every learned model's file was decoded and its latents compared "
+         "with the encoder's (the container's checksum): a mismatch stops the evaluation, so no row "
+         "below comes from a file that did not decode exactly.")
+
+
+def point_metrics(curves: list[Curve]) -> dict:
+    """bpp, PSNR and MS-SSIM of every learned rate point, as ``NAME.RATE.KEY``."""
+    return {f"{c.name}.{p['rate_point']}.{k}": p.get(k)
+            for c in curves if c.kind != "classic" for p in c.sorted() for k in ("bpp", "psnr", "ms_ssim")}
+
+
+def bd_rate_pairs(curves: list[Curve], anchor: str, subject: str) -> list[tuple[str, str]]:
+    """(test, reference): every codec against the anchor, then the subject against each learned model."""
+    names = {c.name for c in curves}
+    pairs = [(c.name, anchor) for c in curves if c.name != anchor] if anchor in names else []
+    if subject in names:
         pairs += [(subject, c.name) for c in curves if c.kind in ("peer", "ablation") and c.name != subject]
-    notes = []
-    rows = []
-    for test, ref in pairs:
-        cells = []
-        for metric in ("psnr", "ms_ssim"):
-            v, why = bd_rate(by_name[ref], by_name[test], metric)
-            metrics[f"bd_rate.{metric}.{test}_vs_{ref}"] = v
-            if v is None:
-                notes.append(f"{by_name[test].label} vs {by_name[ref].label} ({metric}): not computed, {why}")
-            cells.append(f"{v:+.1f}%" if v is not None else "n/a")
-        rows.append(f"| {by_name[test].label} | {by_name[ref].label} | {cells[0]} | {cells[1]} |")
-    lines += ["## BD-rate", "",
-              "Negative means fewer bits than the reference at equal quality (Bjøntegaard, PCHIP, "
-              "`bjontegaard` package; MS-SSIM in dB).", "",
-              "| codec | vs | BD-rate PSNR | BD-rate MS-SSIM |", "|---|---|---|---|", *rows, ""]
-    if not pairs:
-        lines += [f"(no anchor '{anchor}' in this run)", ""]
-    if notes:
-        lines += ["Not computed:", ""] + [f"- {n}" for n in notes] + [""]
-    off_curve = []
+    return pairs
+
+
+def off_curve_points(curves: list[Curve]) -> list[str]:
+    """Points each BD-rate leaves out as dominated, one line per codec and metric."""
+    out = []
     for c in curves:
         for metric in ("psnr", "ms_ssim"):
             dropped = c.operational(metric)[2]
             if dropped:
-                off_curve.append(f"{c.label} ({metric.replace('_', '-').upper()}): {', '.join(dropped)}")
+                out.append(f"{c.label} ({metric.replace('_', '-').upper()}): {', '.join(dropped)}")
+    return out
+
+
+def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget: str = "") -> tuple[str, dict]:
+    """The report text and a flat dict of headline metrics."""
+    by_name = {c.name: c for c in curves}
+    metrics = point_metrics(curves)
+    pairs = bd_rate_pairs(curves, anchor, subject)
+    bd = {(test, ref, metric): bd_rate(by_name[ref], by_name[test], metric)
+          for test, ref in pairs for metric in ("psnr", "ms_ssim")}
+    metrics.update({f"bd_rate.{metric}.{test}_vs_{ref}": v for (test, ref, metric), (v, _) in bd.items()})
+    learned = [c for c in curves if c.kind in ("peer", "ablation")]
+    twins = [c for c in curves if c.kind == "seed"]
+    spread = seed_spread(by_name[subject], twins) if subject in by_name and (learned or twins) else {}
+    for rp, sp in spread.items():
+        metrics[f"seed_spread.{rp}.bpp_pct"], metrics[f"seed_spread.{rp}.psnr"] = sp["bpp"], sp["psnr"]
+
+    lines = ["# grm rate–distortion report", "",
+             f"Evaluation set: {images} images; every number below comes from real files "
+             f"that were written and decoded.", "", *([budget, ""] if budget else []),
+             "![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", "", INTRO, ""]
+    for c in curves:
+        if c.kind != "classic":
+            lines += _points_table(c)
+    lines += _bd_rate_section(by_name, pairs, bd, anchor)
+    off_curve = off_curve_points(curves)
     if off_curve:
         lines += ["Left out of the BD-rates as off the operational curve (more bits, no more quality "
                   "than a cheaper point of the same codec):", ""] + [f"- {n}" for n in off_curve] + [""]
-    learned = [c for c in curves if c.kind in ("peer", "ablation")]
-    twins = [c for c in curves if c.kind == "seed"]
     if subject in by_name and (learned or twins):
-        me = by_name[subject]
-        spread = seed_spread(me, twins)
-        for rp, sp in spread.items():
-            metrics[f"seed_spread.{rp}.bpp_pct"], metrics[f"seed_spread.{rp}.psnr"] = sp["bpp"], sp["psnr"]
-        if spread:
-            noise = ("Seed noise: the same model and data with another seed (" +
-                     ", ".join(c.label for c in twins) + ") differ by at most " +
-                     "; ".join(f"{rp}: {sp['bpp']:.1f}% bpp, {sp['psnr']:.2f} dB" for rp, sp in spread.items()) +
-                     ". A difference inside that spread is marked *within noise*.")
-        else:
-            noise = ("Seed noise not measured: add a variant that differs from the subject only in its "
-                     f"seed (e.g. `{subject}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
-                     "marked within or beyond noise.")
-        lines += [f"## {me.label} at equal λ", "",
-                  "The same rate point (same λ, data and steps) against each other learned model: "
-                  "positive Δ bpp means more bits for the subject.", "", noise, "",
-                  *verdicts(me, learned, spread), "",
-                  *equal_lambda_table(me, learned, spread), ""]
+        lines += _equal_lambda_section(by_name[subject], learned, twins, spread, subject)
     return "\n".join(lines), metrics
+
+
+def _points_table(c: Curve) -> list[str]:
+    lines = [f"## {c.label}", "", "| rate point | bpp | est. bpp | PSNR dB | MS-SSIM | enc s | dec s |",
+             "|---|---|---|---|---|---|---|"]
+    for p in c.sorted():
+        lines.append(f"| {p['rate_point']} | {_fmt(p['bpp'], 4)} | {_fmt(p.get('bpp_estimated'), 4)} | "
+                     f"{_fmt(p['psnr'], 2)} | {_fmt(p.get('ms_ssim'), 4)} | {_fmt(p.get('encode_s'), 2)} | "
+                     f"{_fmt(p.get('decode_s'), 2)} |")
+    return lines + [""]
+
+
+def _bd_rate_section(by_name: dict, pairs: list, bd: dict, anchor: str) -> list[str]:
+    rows, notes = [], []
+    for test, ref in pairs:
+        cells = []
+        for metric in ("psnr", "ms_ssim"):
+            v, why = bd[(test, ref, metric)]
+            if v is None:
+                notes.append(f"{by_name[test].label} vs {by_name[ref].label} ({metric}): not computed, {why}")
+            cells.append(f"{v:+.1f}%" if v is not None else "n/a")
+        rows.append(f"| {by_name[test].label} | {by_name[ref].label} | {cells[0]} | {cells[1]} |")
+    lines = ["## BD-rate", "",
+             "Negative means fewer bits than the reference at equal quality (Bjøntegaard, PCHIP, "
+             "`bjontegaard` package; MS-SSIM in dB).", "",
+             "| codec | vs | BD-rate PSNR | BD-rate MS-SSIM |", "|---|---|---|---|", *rows, ""]
+    if not pairs:
+        lines += [f"(no anchor '{anchor}' in this run)", ""]
+    if notes:
+        lines += ["Not computed:", ""] + [f"- {n}" for n in notes] + [""]
+    return lines
+
+
+def _equal_lambda_section(me: Curve, learned: list, twins: list, spread: dict, subject: str) -> list[str]:
+    if spread:
+        noise = ("Seed noise: the same model and data with another seed (" +
+                 ", ".join(c.label for c in twins) + ") differ by at most " +
+                 "; ".join(f"{rp}: {sp['bpp']:.1f}% bpp, {sp['psnr']:.2f} dB" for rp, sp in spread.items()) +
+                 ". A difference inside that spread is marked *within noise*.")
+    else:
+        noise = ("Seed noise not measured: add a variant that differs from the subject only in its "
+                 f"seed (e.g. `{subject}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
+                 "marked within or beyond noise.")
+    return [f"## {me.label} at equal λ", "",
+            "The same rate point (same λ, data and steps) against each other learned model: "
+            "positive Δ bpp means more bits for the subject.", "", noise, "",
+            *verdicts(me, learned, spread), "",
+            *equal_lambda_table(me, learned, spread), ""]
