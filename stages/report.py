@@ -10,13 +10,6 @@ from grm.pipeline.stage import run_name, run_stage, stage_args, shared_params, v
 ROOT = Path.cwd()
 
 
-def seed_twin(spec: dict, subject: dict) -> bool:
-    """The subject's own settings with only another seed: its distance measures chance."""
-    rest = {k: v for k, v in spec.items() if k != "seed"}
-    return "seed" in spec and rest == {k: v for k, v in subject.items() if k != "seed"} \
-        and spec["seed"] != subject.get("seed")
-
-
 def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -> list[Path]:
     """Per evaluation image, the same crop of the original and of every codec at its point
     nearest the subject's middle rate point on that image (learned: the decoded PNGs the
@@ -56,15 +49,13 @@ def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -
 def main():
     _, params = stage_args(__doc__)
     from grm.pipeline.classic import get_codec
-    from grm.pipeline.report import Curve, markdown, plot_curves, training_budget
+    from grm.pipeline.report import Curve, curve_kind, markdown, plot_curves, training_budget
     settings = params.get("report") or {}
     subject = settings.get("subject", "grm")
     labels = settings.get("labels") or {}
     curves, images = [], 0
     for variant, spec in variants(params).items():
-        spec = spec or {}
-        kind = ("grm" if variant == subject else "seed" if seed_twin(spec, variants(params).get(subject) or {})
-                else "peer" if spec.get("arch", "grm") != "grm" else "ablation")
+        kind = curve_kind(variant, spec or {}, subject, variants(params).get(subject) or {})
         curve = Curve(variant, labels.get(variant, variant), kind)
         for rate in params["rates"]:
             path = ROOT / "data/eval" / f"{run_name(variant, rate)}.json"

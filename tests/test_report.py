@@ -91,3 +91,15 @@ def test_bd_rate_uses_the_operational_curve():
     assert noisy.operational("psnr")[2] == ["0.100 bpp", "0.300 bpp"]
     assert bd_rate(anchor, noisy)[0] == pytest.approx(0.0, abs=1e-9)
     assert bd_rate(anchor, curve("c", [0.1, 0.2], [30.0, 29.0]))[0] is None
+
+
+def test_curve_kinds_of_the_subject_its_seed_twin_peers_and_ablations():
+    from grm.pipeline.report import curve_kind
+    grm = {"arch": "grm"}
+    assert curve_kind("grm", grm, "grm", grm) == "grm"
+    assert curve_kind("grm-seed1", {"arch": "grm", "seed": 1}, "grm", grm) == "seed"
+    assert curve_kind("grm-s0", {"arch": "grm", "seed": 0}, "grm", {"arch": "grm", "seed": 0}) == "ablation"
+    assert curve_kind("mbt2018", {"arch": "mbt2018"}, "grm", grm) == "peer"
+    assert curve_kind("grm-noref", {"arch": "grm", "model": {"reference": False}}, "grm", grm) == "ablation"
+    # another seed of a different model is no twin of the subject
+    assert curve_kind("x", {"arch": "grm", "seed": 1, "model": {"N": 8}}, "grm", grm) == "ablation"

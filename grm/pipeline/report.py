@@ -180,6 +180,23 @@ def verdicts(subject: Curve, others: list[Curve], spread: dict) -> list[str]:
     return lines
 
 
+def seed_twin(spec: dict, subject: dict) -> bool:
+    """The subject's own settings with only another seed: its distance measures chance."""
+    rest = {k: v for k, v in spec.items() if k != "seed"}
+    return "seed" in spec and rest == {k: v for k, v in subject.items() if k != "seed"} \
+        and spec["seed"] != subject.get("seed")
+
+
+def curve_kind(variant: str, spec: dict, subject: str, subject_spec: dict) -> str:
+    """How the report treats a variant: the subject (grm), its seed twin, a peer (another
+    architecture) or an ablation (grm with switches)."""
+    if variant == subject:
+        return "grm"
+    if seed_twin(spec, subject_spec):
+        return "seed"
+    return "peer" if spec.get("arch", "grm") != "grm" else "ablation"
+
+
 def training_budget(params: dict) -> str:
     """The report's one line on what every learned model was trained with: the base, then each
     rate point's fine-tune (a rate point's own ``steps`` wins over ``train.steps``)."""
