@@ -75,6 +75,11 @@ class MaskedConv2d(nn.Conv2d):
 
     Type 'A' excludes the centre (used for the local context), type 'B' includes it
     (used for the reference feature, whose centre is an already decoded position).
+    Not compressai.layers.MaskedConv2d: that one stores its mask in the state dict (every
+    model file would carry it, and files written so far would no longer load) and zeroes
+    ``weight.data`` in place at each forward, so the masked weights still get Adam
+    updates between forwards; here the mask multiplies the weight inside the graph.
+    ``causal_taps`` gives the serial coder the unmasked taps.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, mask_type: str):

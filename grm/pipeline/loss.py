@@ -9,6 +9,13 @@ from .metrics import bits
 
 
 class RateDistortionLoss(nn.Module):
+    """compressai.losses.RateDistortionLoss's objective, kept as our own for three reasons:
+    MS-SSIM is taken of the clamped reconstruction (pytorch_msssim expects [0, 1], and an
+    unclamped x̂ early in training gives it negative means), the MSE is returned for
+    either metric (validation and MLflow log PSNR), and the rate is -log2 summed once
+    rather than log / -log 2 per tensor, which would move every trained weight by float
+    rounding and so every published figure. The formulas are compressai's."""
+
     def __init__(self, lmbda: float, metric: str = "mse"):
         super().__init__()
         if metric not in ("mse", "ms-ssim"):
