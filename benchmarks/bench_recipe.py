@@ -127,5 +127,6 @@ def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, set
         sys.exit("training diverged")
     return weights
 
+
 if __name__ == "__main__":
     main()

@@ -251,7 +251,8 @@ def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget
     metrics.update({f"bd_rate.{metric}.{test}_vs_{ref}": v for (test, ref, metric), (v, _) in bd.items()})
     learned = [c for c in curves if c.kind in ("peer", "ablation")]
     twins = [c for c in curves if c.kind == "seed"]
-    spread = seed_spread(by_name[subject], twins) if subject in by_name and (learned or twins) else {}
+    compared = subject in by_name and bool(learned or twins)
+    spread = seed_spread(by_name[subject], twins) if compared else {}
     for rp, sp in spread.items():
         metrics[f"seed_spread.{rp}.bpp_pct"], metrics[f"seed_spread.{rp}.psnr"] = sp["bpp"], sp["psnr"]
 
@@ -267,8 +268,8 @@ def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget
     if off_curve:
         lines += ["Left out of the BD-rates as off the operational curve (more bits, no more quality "
                   "than a cheaper point of the same codec):", ""] + [f"- {n}" for n in off_curve] + [""]
-    if subject in by_name and (learned or twins):
-        lines += _equal_lambda_section(by_name[subject], learned, twins, spread, subject)
+    if compared:
+        lines += _equal_lambda_section(by_name[subject], learned, twins, spread)
     return "\n".join(lines), metrics
 
 
@@ -303,7 +304,7 @@ def _bd_rate_section(by_name: dict, pairs: list, bd: dict, anchor: str) -> list[
     return lines
 
 
-def _equal_lambda_section(me: Curve, learned: list, twins: list, spread: dict, subject: str) -> list[str]:
+def _equal_lambda_section(me: Curve, learned: list, twins: list, spread: dict) -> list[str]:
     if spread:
         noise = ("Seed noise: the same model and data with another seed (" +
                  ", ".join(c.label for c in twins) + ") differ by at most " +
@@ -311,7 +312,7 @@ def _equal_lambda_section(me: Curve, learned: list, twins: list, spread: dict, s
                  ". A difference inside that spread is marked *within noise*.")
     else:
         noise = ("Seed noise not measured: add a variant that differs from the subject only in its "
-                 f"seed (e.g. `{subject}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
+                 f"seed (e.g. `{me.name}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
                  "marked within or beyond noise.")
     return [f"## {me.label} at equal λ", "",
             "The same rate point (same λ, data and steps) against each other learned model: "

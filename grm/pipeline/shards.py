@@ -117,8 +117,6 @@ def shard_sizes(urls: list[str]) -> list[int]:
     return [sizes[u] if u in sizes else sum(1 for _ in _samples(u, read=False)) for u in urls]
 
 
-
-
 class CropStream(torch.utils.data.IterableDataset):
     """Batches of random crops whose position at any step can be computed directly.
 

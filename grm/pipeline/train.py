@@ -310,8 +310,11 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
             continue
         result.steps += 1
         step = result.steps
-        consecutive_bad = 0 if stepped else consecutive_bad + 1
-        result.bad_steps += 0 if stepped else 1
+        if stepped:
+            consecutive_bad = 0
+        else:
+            consecutive_bad += 1
+            result.bad_steps += 1
         if progress:
             progress.update(1)
             progress.set_postfix(loss=f"{o['loss'].detach().item():.3f}", bpp=f"{o['bpp'].detach().item():.3f}", refresh=False)
