@@ -36,7 +36,7 @@ def write_models(folder: Path, config: str, order: str, codecs) -> dict[str, Pat
     out = {}
     for which in codecs:
         torch.manual_seed(0)
-        model = (GRM(cfg) if which == "grm" else Peer("mbt2018", cfg)).eval()
+        model = (GRM(cfg) if which == "grm" else Peer("mbt2018", config)).eval()
         out[which] = save_model(model, folder / f"{which}.safetensors", which)
     return out
 

@@ -96,7 +96,7 @@ def main():
     tuned = False if args.malloc_defaults else reuse_freed_memory()   # as the trainer does
     cfg = config_from(args.config)
     torch.manual_seed(0)
-    models = {"grm": GRM(cfg).to(args.device), "mbt2018": Peer("mbt2018", cfg).to(args.device)}
+    models = {"grm": GRM(cfg).to(args.device), "mbt2018": Peer("mbt2018", args.config).to(args.device)}
     times = step_times(models, args.batch, args.crop, args.steps, precision=args.precision)
     grm_s, mbt_s = median(times["grm"]), median(times["mbt2018"])
     ratios = [g / m for g, m in zip(times["grm"], times["mbt2018"])]

@@ -10,11 +10,14 @@ move reconstruction pixels by rounding noise).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from . import integer_ops
 from .integer_ops import ACT_LIMIT, FRAC, QLayer, conv2d, conv_transpose2d, linear, requantise
 from .integer_tables import TABLE_NAMES, Tables, build_tables
+from .strides import STRIDE, Y_STRIDE
 
 MAX_SYMBOL = 1 << 15    # ŷ is clamped to ±MAX_SYMBOL so every value has a code
 PREFIX = "coder."
@@ -25,11 +28,31 @@ def _net_convs(net) -> list[torch.nn.Conv2d]:
     return [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What the coder needs besides the numbers: which ŷ positions each layer reads and
+    in which order positions are coded. The coder reads it from here alone, so whether a
+    file decodes never depends on the attribute names of the float ``nn.Module``."""
+    channels: int                          # M
+    reference: bool                        # the global reference is used
+    only_last: bool                        # likelihood of the final stage only
+    decode_order: str                      # wavefront | raster
+    ctx_taps: tuple[tuple[int, int], ...]  # (dy, dx) of the local context's causal taps
+    ref_taps: tuple[tuple[int, int], ...]  # (dy, dx) of the reference feature's taps
+    upsample: int                          # ŷ positions per ẑ position, along each side
+
+    @classmethod
+    def of(cls, model) -> "Layout":
+        cfg = model.config
+        return cls(cfg.M, cfg.reference == "on", cfg.likelihood == "final-stage", cfg.decode_order,
+                   tuple(model.context.causal_taps()[1]), tuple(model.ref_conv.causal_taps()[1]),
+                   STRIDE // Y_STRIDE)
+
+
 class IntegerEntropyModel:
-    def __init__(self, layers: dict[str, QLayer], tables: Tables, channels: int,
-                 reference: bool, only_last: bool):
-        self.layers, self.tables, self.M = layers, tables, channels
-        self.reference, self.only_last = reference, only_last
+    def __init__(self, layers: dict[str, QLayer], tables: Tables, layout: Layout):
+        self.layers, self.tables, self.layout = layers, tables, layout
+        self.M, self.reference, self.only_last = layout.channels, layout.reference, layout.only_last
         # The three parameter networks side by side, layer by layer: their products stay
         # separate, their requantisation runs once on the three stacked outputs.
         self._stacked = []
@@ -45,7 +68,6 @@ class IntegerEntropyModel:
     @classmethod
     def export(cls, model) -> "IntegerEntropyModel":
         """Quantise a trained GRM's entropy path and build the lookup tables."""
-        cfg = model.config
         layers = {}
         hs = _net_convs(model.h_s)
         for i, conv in enumerate(hs):
@@ -59,8 +81,7 @@ class IntegerEntropyModel:
             for i, conv in enumerate(convs):
                 layers[f"s{k}.{i}"] = QLayer.quantise(conv.weight.flatten(1), conv.bias, FRAC, ACT_LIMIT,
                                                       leaky=i < len(convs) - 1)
-        return cls(layers, Tables(build_tables()), cfg.M, cfg.reference == "on",
-                   cfg.likelihood == "final-stage")
+        return cls(layers, Tables(build_tables()), Layout.of(model))
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {f"{PREFIX}version": torch.tensor([VERSION])}
@@ -75,21 +96,20 @@ class IntegerEntropyModel:
         if version is None or int(version[0]) != VERSION:
             raise ValueError(f"integer entropy model version {None if version is None else int(version[0])}, "
                              f"this grm reads {VERSION}")
-        cfg = model.config
         names = {k[len(PREFIX):].rsplit(".", 1)[0] for k in tensors if k.endswith(".mult")}
         layers = {n: QLayer.from_tensors(tensors, PREFIX + n) for n in names}
         tables = Tables({k: tensors[f"{PREFIX}table.{k}"] for k in TABLE_NAMES if f"{PREFIX}table.{k}" in tensors})
         expected = {"hs0", "hs1", "hs2", "ctx", "ref"} | {f"s{k}.{i}" for k in (1, 2, 3) for i in range(3)}
         if names != expected:
             raise ValueError(f"integer entropy model layers {sorted(names)} do not match {sorted(expected)}")
-        return cls(layers, tables, cfg.M, cfg.reference == "on", cfg.likelihood == "final-stage")
+        return cls(layers, tables, Layout.of(model))
 
     def to(self, device) -> "IntegerEntropyModel":
         """The same model with its integers on ``device`` (exact on any of them)."""
         if self.tables.phi.device == torch.device(device):
             return self
         return IntegerEntropyModel({k: v.to(device) for k, v in self.layers.items()}, self.tables.to(device),
-                                   self.M, self.reference, self.only_last)
+                                   self.layout)
 
     # -- evaluation ---------------------------------------------------------------------
     def hyper(self, z_hat: torch.Tensor) -> torch.Tensor:

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 
 from .errors import DecodeError
-from .integer_model import MAX_SYMBOL
+from .integer_model import MAX_SYMBOL, IntegerEntropyModel
 from . import integer_ops
 from .integer_tables import CDF_BITS
 from .mixture import CodingTables
-from .strides import STRIDE, Y_STRIDE
 from .reference import DESCRIPTOR_TAPS, SIM_MIN, decode_groups
 
 PAD = 2  # the 5×5 context reaches two positions out
@@ -67,7 +66,7 @@ def _best_reference(d, d_norm, cand, cand_norm, largest: int):
     return best_j, best
 
 
-def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
+def _run(coder: IntegerEntropyModel, z_hat: torch.Tensor, code_group) -> torch.Tensor:
     """Visit the latent positions group by group in decoding order.
 
     A group is one position (raster) or one wavefront; ``code_group(index, tables)``
@@ -76,13 +75,13 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
     model, so encoder and decoder agree on every machine. It runs on z_hat's device.
     """
     device = z_hat.device
-    coder = model.integer_model().to(device)
-    tables = coder.tables
+    coder = coder.to(device)
+    tables, layout = coder.tables, coder.layout
     M = coder.M
     psi = coder.hyper(z_hat)                                              # h·w, 2M
-    h, w = (n * (STRIDE // Y_STRIDE) for n in z_hat.shape[-2:])      # ŷ positions per ẑ position
+    h, w = (n * layout.upsample for n in z_hat.shape[-2:])
     n = h * w
-    groups = decode_groups(h, w, model.config.decode_order)
+    groups = decode_groups(h, w, layout.decode_order)
     # Everything per position is laid out in decoding order, so a group is a slice.
     sizes = [g.numel() for g in groups]
     order = torch.cat(groups).to(device)
@@ -90,9 +89,9 @@ def _run(model, z_hat: torch.Tensor, code_group) -> torch.Tensor:
     stride = w + 2 * PAD
     ybuf = torch.zeros((h + PAD) * stride, M, device=device)   # ŷ, channels-last, zero margin of PAD
     at_self = r * stride + c
-    at_ctx = _flat_taps(r, c, model.context.causal_taps()[1], stride)
+    at_ctx = _flat_taps(r, c, layout.ctx_taps, stride)
     at_dsc = _flat_taps(r, c, DESCRIPTOR_TAPS, stride)
-    at_ref = _flat_taps(r, c, model.ref_conv.causal_taps()[1], stride)
+    at_ref = _flat_taps(r, c, layout.ref_taps, stride)
     # Per decoded position: its descriptor and norm, and log U of its own symbols.
     if coder.reference:
         desc = torch.zeros(n, 4 * M, device=device)
@@ -150,7 +149,7 @@ def _window_symbols(values: np.ndarray, t: CodingTables) -> tuple[np.ndarray, np
 
 
 @torch.inference_mode()
-def encode_latents(model, y_sym: torch.Tensor, z_hat: torch.Tensor) -> bytes:
+def encode_latents(coder: IntegerEntropyModel, y_sym: torch.Tensor, z_hat: torch.Tensor) -> bytes:
     """ŷ (clamped to ±MAX_SYMBOL by the caller) → bytes."""
     _check_single(z_hat)
     enc = constriction.stream.queue.RangeEncoder()
@@ -166,12 +165,12 @@ def encode_latents(model, y_sym: torch.Tensor, z_hat: torch.Tensor) -> bytes:
             enc.encode(values[escaped], wide, t.centre[escaped], t.spread[escaped])
         return sym
 
-    _run(model, z_hat, write)
+    _run(coder, z_hat, write)
     return enc.get_compressed().astype("<u4").tobytes()
 
 
 @torch.inference_mode()
-def decode_latents(model, data: bytes, z_hat: torch.Tensor) -> torch.Tensor:
+def decode_latents(coder: IntegerEntropyModel, data: bytes, z_hat: torch.Tensor) -> torch.Tensor:
     _check_single(z_hat)
     if len(data) % 4:
         raise DecodeError("corrupt ŷ stream (length is not a whole number of 32-bit words)")
@@ -189,4 +188,4 @@ def decode_latents(model, data: bytes, z_hat: torch.Tensor) -> torch.Tensor:
             raise DecodeError(f"corrupt ŷ stream ({e})") from None
         return torch.from_numpy(values.astype(np.float32)).view(idx.numel(), -1)
 
-    return _run(model, z_hat, read)
+    return _run(coder, z_hat, read)

@@ -270,7 +270,7 @@ class GRM(CompressionModel):
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
         y_sym = y.round_().clamp_(-MAX_SYMBOL, MAX_SYMBOL)   # in place: ŷ is held once
-        y_bytes = encode_latents(self, y_sym, z_hat)
+        y_bytes = encode_latents(self.integer_model(), y_sym, z_hat)
         return [z_bytes, y_bytes], y_sym
 
     @torch.no_grad()
@@ -280,7 +280,7 @@ class GRM(CompressionModel):
         from .rans import padded_stream
         zh, zw = -(-height // STRIDE), -(-width // STRIDE)
         z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
-        y_sym = decode_latents(self, strings[1], z_hat)
+        y_sym = decode_latents(self.integer_model(), strings[1], z_hat)
         x_hat = tiled(lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(), y_sym, 1, Y_STRIDE,
                       tile=self.tile, size=(height, width)).contiguous()
         return x_hat, y_sym

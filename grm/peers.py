@@ -8,6 +8,9 @@ the container can checksum them exactly as it does for grm.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from compressai.models import JointAutoregressiveHierarchicalPriors, ScaleHyperprior
@@ -16,9 +19,26 @@ from compressai.models.base import CompressionModel
 from .rans import padded_stream
 from .image_io import unit_float
 from .model import GRM, config_from, device_of
+from .settings import from_known_keys
 from .strides import STRIDE
 
 PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressiveHierarchicalPriors}
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """A peer's model: only the widths, so that it matches grm's. grm's switches (norm,
+    reference, ...) would be silently meaningless to compressai's models: refused."""
+    N: int
+    M: int
+
+    @classmethod
+    def of(cls, spec) -> "PeerConfig":
+        """A named config ('compact', ...) or a dict of N / M, optionally on a ``base``."""
+        spec = {"base": spec} if isinstance(spec, str) else dict(spec)
+        base = spec.pop("base", None)
+        widths = {k: getattr(config_from(base), k) for k in ("N", "M")} if base else {}
+        return from_known_keys(cls, {**widths, **spec}, "keys for a peer's model (it takes N and M only)")
 
 
 class Peer(CompressionModel):
@@ -26,14 +46,8 @@ class Peer(CompressionModel):
         super().__init__()
         if arch not in PEERS:
             raise ValueError(f"unknown peer {arch!r}; choose from {sorted(PEERS)}")
-        # A peer takes only the widths of a model config (so that it matches grm's); a
-        # GRM-only switch given to it would be silently meaningless, so it is refused.
-        extra = set(config) - {"base", "N", "M"} if isinstance(config, dict) else set()
-        if extra:
-            raise ValueError(f"{arch} takes only the widths N and M (or a named config) as its model; "
-                             f"{sorted(extra)} are grm's switches")
-        cfg = config_from(config)
-        self.arch, self.widths = arch, {"N": cfg.N, "M": cfg.M}
+        cfg = PeerConfig.of(config)
+        self.arch, self.widths = arch, dataclasses.asdict(cfg)
         self.net = PEERS[arch](N=cfg.N, M=cfg.M)
 
     @property

@@ -146,5 +146,6 @@ def test_escaped_symbols_round_trip():
     y = torch.randint(-3, 4, (1, 24, 4, 4)).float()
     y[0, 5, 1, 1], y[0, 0, 0, 0], y[0, 7, 1, 2] = 900, -32768, 32768
     z_hat = torch.zeros(1, 16, 1, 1)
-    data = encode_latents(model, y, z_hat)
-    assert torch.equal(decode_latents(model, data, z_hat), y)
+    coder = model.integer_model()
+    data = encode_latents(coder, y, z_hat)
+    assert torch.equal(decode_latents(coder, data, z_hat), y)

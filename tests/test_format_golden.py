@@ -23,11 +23,9 @@ GOLDEN = Path(__file__).parent / "data" / "golden_coder.npz"
 ORDERS = ("wavefront", "raster")
 
 
-def _model(config: dict, tensors: dict, order: str) -> GRM:
-    """A GRM whose coding path is the stored integer model (its float weights are unused)."""
-    model = GRM({**config, "decode_order": order}).eval()
-    model.attach_integer_model(IntegerEntropyModel.from_tensors(tensors, model))
-    return model
+def _coder(config: dict, tensors: dict, order: str) -> IntegerEntropyModel:
+    """The stored integer model, laid out for a GRM of this config and decode order."""
+    return IntegerEntropyModel.from_tensors(tensors, GRM({**config, "decode_order": order}))
 
 
 def _load():
@@ -44,9 +42,9 @@ def test_frozen_files_decode_and_reencode_to_the_same_bytes():
     config, tensors, y, z, streams = _load()
     assert int(y.abs().max()) == MAX_SYMBOL and (y == 0).any()     # escapes and the common case
     for order in ORDERS:
-        model = _model(config, tensors, order)
-        assert torch.equal(decode_latents(model, streams[order], z), y), order
-        assert encode_latents(model, y, z) == streams[order], order
+        coder = _coder(config, tensors, order)
+        assert torch.equal(decode_latents(coder, streams[order], z), y), order
+        assert encode_latents(coder, y, z) == streams[order], order
 
 
 def write():
@@ -65,7 +63,7 @@ def write():
     out = {k: v.numpy() for k, v in tensors.items()}
     out.update(config=np.array(json.dumps(config)), y=y.astype(np.int32), z=z.astype(np.int32))
     for order in ORDERS:
-        stream = encode_latents(_model(config, tensors, order), y_t, z_t)
+        stream = encode_latents(_coder(config, tensors, order), y_t, z_t)
         out[f"stream.{order}"] = np.frombuffer(stream, dtype=np.uint8)
     GOLDEN.parent.mkdir(exist_ok=True)
     np.savez_compressed(GOLDEN, **out)
