@@ -10,6 +10,7 @@ from grm.threads import spin_while_training
 
 spin_while_training()      # before grm.pipeline.stage sets the passive policy and torch loads
 
+from grm.pipeline import paths  # noqa: E402
 from grm.pipeline.stage import base_path, base_settings, run_stage, stage_args  # noqa: E402
 from grm.pipeline.training_run import run_training  # noqa: E402
 
@@ -24,7 +25,7 @@ def main():
     args, params = stage_args(__doc__, extra=options)
     settings, shards = base_settings(params, args.variant)
     name = f"{args.variant}-base"
-    out = ROOT / "data/checkpoints" / name
+    out = ROOT / paths.CHECKPOINTS / name
     result = run_training(ROOT, CODE, params, args.variant, name, settings, shards, out, kind="base")
     from grm.image_io import write_atomic
     dest = ROOT / base_path(args.variant)

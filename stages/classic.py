@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from grm.pipeline import paths
 from grm.pipeline.stage import run_stage, stage_args, write_json
 
 ROOT = Path.cwd()
@@ -15,9 +16,9 @@ def main():
         raise KeyError(f"classic codec {args.name!r} is not listed under 'classic' in params.yaml")
     from grm.pipeline.classic_eval import evaluate_classic
     from grm.pipeline.eval_set import eval_images
-    points = evaluate_classic(args.name, list(ladders[args.name]), eval_images(ROOT / "data/eval_images"),
-                              ROOT / "data/classic" / args.name)
-    write_json(ROOT / "data/eval_classic" / f"{args.name}.json", {"codec": args.name, "points": points})
+    points = evaluate_classic(args.name, list(ladders[args.name]), eval_images(ROOT / paths.EVAL_IMAGES),
+                              ROOT / paths.CLASSIC / args.name)
+    write_json(ROOT / paths.EVAL_CLASSIC / f"{args.name}.json", {"codec": args.name, "points": points})
     for p in points:
         print(args.name, p["quality"], f"{p['mean']['bpp']:.4f} bpp", f"{p['mean']['psnr']:.2f} dB")
 

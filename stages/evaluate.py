@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from grm.pipeline import paths
 from grm.pipeline.stage import run_args, run_stage, write_json
 
 ROOT = Path.cwd()
@@ -13,11 +14,11 @@ def main():
     from grm.pipeline.eval_set import eval_images, mean_row
     from grm.pipeline.evaluation import evaluate_model
     from grm.model_file import load_model
-    lm = load_model(ROOT / "data/models" / f"{name}.safetensors")
-    rows = evaluate_model(lm, eval_images(ROOT / "data/eval_images"), ROOT / "data/decoded" / name)
+    lm = load_model(ROOT / paths.MODELS / f"{name}.safetensors")
+    rows = evaluate_model(lm, eval_images(ROOT / paths.EVAL_IMAGES), ROOT / paths.DECODED / name)
     mean = mean_row(rows)
     result = {"variant": args.variant, "rate_point": args.rate, "arch": lm.arch, "mean": mean, "images": rows}
-    out = ROOT / "data/eval" / f"{name}.json"
+    out = ROOT / paths.EVAL / f"{name}.json"
     write_json(out, result)
     extra = lm.extra
     if extra.get("run_id"):

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from grm.pipeline import paths
 from grm.pipeline.stage import run_args, run_stage, write_json
 
 ROOT = Path.cwd()
@@ -10,7 +11,7 @@ ROOT = Path.cwd()
 
 def main():
     args, params, name = run_args(__doc__)
-    ckpt = ROOT / "data/checkpoints" / name
+    ckpt = ROOT / paths.CHECKPOINTS / name
     history_file = ckpt / "history.json"
     if not history_file.is_file():
         raise FileNotFoundError(f"no validation history in {ckpt}: run the train stage first")
@@ -19,13 +20,13 @@ def main():
     from grm.model_file import load_model, save_model
     lm = load_model(ckpt / "weights" / f"step-{best['step']:08d}.safetensors")
     run_id = json.loads((ckpt / "run.json").read_text())["run_id"] if (ckpt / "run.json").is_file() else None
-    out = ROOT / "data/models" / f"{name}.safetensors"
+    out = ROOT / paths.MODELS / f"{name}.safetensors"
     # Exports the coding tables too: the factorised prior's CDFs and, for grm, the
     # integer entropy model that makes its files decode on any machine.
     save_model(lm.model, out, name=name, extra={"run_id": run_id, "step": best["step"], "val": best})
     summary = {"selected_step": best["step"], "val_loss": best["loss"], "val_bpp": best["bpp"],
                "val_psnr": best["psnr"], "checkpoints": len(history)}
-    write_json(ROOT / "data/models" / f"{name}.json", summary)
+    write_json(ROOT / paths.MODELS / f"{name}.json", summary)
     if run_id:
         from grm.pipeline.tracking import tracker_for_run
         t = tracker_for_run(ROOT, run_id)

@@ -5,9 +5,15 @@ import json
 import math
 from pathlib import Path
 
+from grm.pipeline import paths
 from grm.pipeline.stage import run_name, run_stage, stage_args, shared_params, variants, write_json
 
 ROOT = Path.cwd()
+
+
+def _image_rows(results: list, name_of, image: str) -> list[dict]:
+    """One image's rows from a list of evaluation results, each named by ``name_of(result)``."""
+    return [{**row, "name": name_of(res)} for res in results for row in res["images"] if row["image"] == image]
 
 
 def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -> list[Path]:
@@ -19,25 +25,24 @@ def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -
     from grm.pipeline.compare import Panel, nearest, render
     from grm.pipeline.eval_set import eval_images
     rates = list(params["rates"])
-    learned = {v: [json.loads((ROOT / "data/eval" / f"{run_name(v, r)}.json").read_text()) for r in rates]
+    learned = {v: [json.loads((ROOT / paths.EVAL / f"{run_name(v, r)}.json").read_text()) for r in rates]
                for v in variants(params)}
-    classic = {c: json.loads((ROOT / "data/eval_classic" / f"{c}.json").read_text())
+    classic = {c: json.loads((ROOT / paths.EVAL_CLASSIC / f"{c}.json").read_text())
                for c in params.get("classic") or {}}
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
-    for key, original in eval_images(ROOT / "data/eval_images"):
-        def rows(results, name_of):
-            return [{**row, "name": name_of(res)} for res in results for row in res["images"] if row["image"] == key]
-        subject_rows = rows(learned.get(subject) or next(iter(learned.values())), lambda r: r["rate_point"])
+    for key, original in eval_images(ROOT / paths.EVAL_IMAGES):
+        subject_rows = _image_rows(learned.get(subject) or next(iter(learned.values())),
+                                   lambda r: r["rate_point"], key)
         target = sorted(r["bpp"] for r in subject_rows)[len(subject_rows) // 2]
         panels = []
         for variant, results in learned.items():
-            row = nearest(rows(results, lambda r: r["rate_point"]), target)
-            image = read_image(ROOT / "data/decoded" / run_name(variant, row["name"]) / f"{key}.png")[0]
+            row = nearest(_image_rows(results, lambda r: r["rate_point"], key), target)
+            image = read_image(ROOT / paths.DECODED / run_name(variant, row["name"]) / f"{key}.png")[0]
             panels.append(Panel(f"{labels.get(variant, variant)} ({row['name']})", row["bpp"], image))
         for codec, res in classic.items():
-            row = nearest(rows(res["points"], lambda p: p["quality"]), target)
-            data = (ROOT / "data/classic" / codec / f"{key}-q{row['name']}.bin").read_bytes()
+            row = nearest(_image_rows(res["points"], lambda p: p["quality"], key), target)
+            data = (ROOT / paths.CLASSIC / codec / f"{key}-q{row['name']}.bin").read_bytes()
             c = get_codec(codec)
             panels.append(Panel(f"{c.label} (q {row['name']})", row["bpp"], c.decode(data, original.shape[:2])))
         path = folder / f"{key}.png"
@@ -58,7 +63,7 @@ def main():
         kind = curve_kind(variant, spec or {}, subject, variants(params).get(subject) or {})
         curve = Curve(variant, labels.get(variant, variant), kind)
         for rate in params["rates"]:
-            path = ROOT / "data/eval" / f"{run_name(variant, rate)}.json"
+            path = ROOT / paths.EVAL / f"{run_name(variant, rate)}.json"
             if not path.is_file():
                 raise FileNotFoundError(f"missing evaluation for {variant} at {rate}: {path}")
             res = json.loads(path.read_text())
@@ -66,10 +71,10 @@ def main():
             images = res["mean"]["images"]
         curves.append(curve)
     for codec in params.get("classic") or {}:
-        res = json.loads((ROOT / "data/eval_classic" / f"{codec}.json").read_text())
+        res = json.loads((ROOT / paths.EVAL_CLASSIC / f"{codec}.json").read_text())
         curves.append(Curve(codec, get_codec(codec).label, "classic",
                             [{"rate_point": f"q{p['quality']}", **p["mean"]} for p in res["points"]]))
-    out = ROOT / "data/report"
+    out = ROOT / paths.REPORT
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(curves, "psnr", out / "rd_psnr.png")
     plot_curves(curves, "ms_ssim", out / "rd_msssim.png")

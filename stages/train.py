@@ -12,6 +12,7 @@ from grm.threads import spin_while_training
 
 spin_while_training()      # before grm.pipeline.stage sets the passive policy and torch loads
 
+from grm.pipeline import paths  # noqa: E402
 from grm.pipeline.stage import run_args, run_settings, run_stage  # noqa: E402
 from grm.pipeline.training_run import run_training  # noqa: E402
 
@@ -27,7 +28,7 @@ def main():
 
     args, params, name = run_args(__doc__, extra=options)
     settings, shards = run_settings(params, args.variant, args.rate)
-    out = Path(args.out or ROOT / "data/checkpoints" / name)
+    out = Path(args.out or ROOT / paths.CHECKPOINTS / name)
     run_training(ROOT, CODE, params, args.variant, name, settings, shards, out, args.trace_dir)
 
 

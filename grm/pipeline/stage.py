@@ -14,6 +14,7 @@ from ..threads import wait_passively
 wait_passively()      # before any stage imports torch
 
 from ..errors import GrmError  # noqa: E402
+from . import paths  # noqa: E402
 
 SHARED_SECTIONS = ("prepare", "train", "base")
 # Training settings that change how a run is logged or kept, never the weights it produces.
@@ -59,7 +60,7 @@ def run_name(variant: str, rate: str) -> str:
 
 def base_path(variant: str) -> str:
     """Where a variant's base model lies: the weights every rate point of it fine-tunes from."""
-    return f"data/bases/{variant}.safetensors"
+    return str(paths.BASES / f"{variant}.safetensors")
 
 
 def _variant_settings(params: dict, variant: str) -> tuple[dict, str]:
@@ -67,7 +68,7 @@ def _variant_settings(params: dict, variant: str) -> tuple[dict, str]:
     if variant not in all_variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml has {sorted(all_variants)}")
     section = dict(params.get("train") or {})
-    shards = section.pop("shards", "data/shards")
+    shards = section.pop("shards", str(paths.SHARDS))
     v = dict(all_variants[variant] or {})
     if "label" in v:
         raise ValueError(f"variants.{variant}.label: display names live under report.labels "
