@@ -21,6 +21,7 @@ run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -x --durations=15
 
 # After `make run`: commit dvc.lock and the small results (metrics, evaluation JSONs, the

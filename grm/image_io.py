@@ -20,7 +20,6 @@ MAX_PIXELS = 1 << 28  # larger files are refused as possible decompression bombs
 
 
 def _to_rgb8(img) -> tuple[np.ndarray, list[str]]:
-    from PIL import Image
     notes = []
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):

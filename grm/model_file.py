@@ -108,9 +108,6 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     coder = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith(PREFIX)]}
     try:
         config = json.loads(meta["config"])
-        if meta["arch"] == "grm" and isinstance(config, dict):
-            # written before the decode order was stored: those models decode in raster order
-            config.setdefault("decode_order", "raster")
         model = build(meta["arch"], config)
         model.load_state_dict(tensors)
         if coder:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,9 @@ from grm.pipeline.loss import RateDistortionLoss
 from grm.model import GRM
 from grm.model_file import load_model, save_model
 from grm.pipeline.sample_images import bundled_photos
+
+REPO = Path(__file__).resolve().parents[1]
+READMES = [REPO / "README.md", REPO / "data/README.md"]
 
 
 def make_shards(root, n_train: int, n_val: int, h: int, w: int):

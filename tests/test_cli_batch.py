@@ -5,13 +5,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 # Pipeline-only packages (compressai itself brings torch, tqdm, matplotlib, pytorch-msssim).
 PIPELINE_ONLY = ("dvc", "mlflow", "accelerate", "webdataset", "sklearn", "skimage", "bjontegaard", "yaml",
                  "pillow_heif", "pillow_jxl", "braceexpand")
@@ -118,7 +117,7 @@ def test_bare_codec_round_trips_without_pipeline_packages(trained_model_path, im
     assert np.asarray(Image.open(tmp_path / "x.png")).shape == (48, 64, 3)
     # and nothing in the codec reaches into the pipeline
     for f in (REPO / "grm").glob("*.py"):
-        assert "pipeline" not in "".join(l for l in f.read_text().splitlines(True) if "import" in l), f
+        assert "pipeline" not in "".join(line for line in f.read_text().splitlines(True) if "import" in line), f
 
 
 def test_a_folder_and_a_new_path_code_into_that_path(tmp_path):

@@ -9,15 +9,13 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from conftest import make_shards
+from conftest import REPO, make_shards
 from grm.pipeline.shards import read_images, resolve_shards, train_loader
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

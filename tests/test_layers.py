@@ -37,7 +37,8 @@ def test_gsdn_computes_its_formula(subtractive, inverse):
     written out per channel with random parameters; subtractive=False drops the shift (GDN)."""
     layer = _random_norm(5, inverse, subtractive)
     x = torch.randn(2, 5, 4, 3) * 2
-    mix = lambda w, v: torch.einsum("oi,bihw->bohw", w, v)
+    def mix(w, v):
+        return torch.einsum("oi,bihw->bohw", w, v)
     beta, gamma = layer.beta_reparam(layer.beta), layer.gamma_reparam(layer.gamma)
     norm = torch.sqrt(beta.view(1, -1, 1, 1) + mix(gamma, x * x))
     shift = 0

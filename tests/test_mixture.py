@@ -28,7 +28,8 @@ def test_integer_coding_tables_hold_the_mixture_and_its_tail():
     torch.manual_seed(1)
     logits, means, log_scales = torch.randn(3, 7), torch.randn(3, 7) * 10, torch.rand(3, 7) * 3.5 - 1
     tables = Tables(build_tables())
-    q = lambda v: torch.round(v * 2 ** FRAC).long()
+    def q(v):
+        return torch.round(v * 2 ** FRAC).long()
     t = tables.coding_tables(q(logits), q(means), tables.scale_index(q(log_scales)), False)
     length = t.probs.shape[1] - 1
     assert t.probs.shape == (7, length + 1) and t.offsets.shape == (7,)

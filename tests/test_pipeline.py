@@ -14,8 +14,8 @@ import yaml
 
 from grm.checksum import sha256_file
 from grm.pipeline.train import TrainSettings
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 TINY = {

@@ -11,8 +11,8 @@ import yaml
 
 from grm.pipeline.provenance import code_digest, stage_sources
 from grm.pipeline.train import BOOKKEEPING, TrainSettings, training_code_digest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 

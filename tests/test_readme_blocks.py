@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import make_shards
+from conftest import READMES, REPO, make_shards
 from test_pipeline import README_RUNS
 
-REPO = Path(__file__).resolve().parents[1]
-READMES = [REPO / "README.md", REPO / "data/README.md"]
 
 # Lines not run as written, each with why and where its nearest form runs.
 NOT_RUN_HERE = {

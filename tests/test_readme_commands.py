@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import READMES, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-READMES = [REPO / "README.md", REPO / "data/README.md"]
 # `[.venv/bin/]python[3] SCRIPT ARGS`, SCRIPT a benchmark or stage, ARGS up to a comment,
 # a pipe, `&&`, a closing backtick or the end of the line.
 COMMAND = re.compile(r"(?:\S*/)?python3? ((?:benchmarks|stages)/\w+\.py)([^`#|&\n]*)")

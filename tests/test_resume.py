@@ -8,16 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 import torch
 from safetensors.torch import load_file
 
-from conftest import make_shards
+from conftest import REPO, make_shards
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

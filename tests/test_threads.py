@@ -3,18 +3,16 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import REPO
 
 
 def policy_after_import(module: str, **env) -> str:
     """OMP_WAIT_POLICY as a fresh interpreter sees it once ``module`` is imported."""
     clean = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     code = f"import os, {module}; print(os.environ.get('OMP_WAIT_POLICY', 'unset'))"
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env},
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**clean, **env},
                           capture_output=True, text=True, check=True).stdout.strip()
 
 

@@ -28,4 +28,4 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def bits(likelihoods: dict) -> torch.Tensor:
     """Total estimated bits of a batch from the model's likelihoods."""
-    return sum(-torch.log2(l).sum() for l in likelihoods.values())
+    return sum(-torch.log2(p).sum() for p in likelihoods.values())

@@ -47,10 +47,6 @@ class PrepareSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrepareSettings":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if {"val_count", "eval_count"} & unknown:
-            raise ValueError("prepare.val_count / eval_count are gone: splits are drawn by key hash, "
-                             "set prepare.val_fraction (and eval_fraction or eval_names) instead")
         s = from_known_keys(cls, d, "prepare settings")
         if s.grayscale not in ("keep", "skip"):
             raise ValueError(f"prepare.grayscale must be keep or skip, not {s.grayscale!r}")
