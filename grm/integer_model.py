@@ -52,7 +52,6 @@ class Layout:
 class IntegerEntropyModel:
     def __init__(self, layers: dict[str, QLayer], tables: Tables, layout: Layout):
         self.layers, self.tables, self.layout = layers, tables, layout
-        self.M, self.reference, self.only_last = layout.channels, layout.reference, layout.only_last
         # The three parameter networks side by side, layer by layer: their products stay
         # separate, their requantisation runs once on the three stacked outputs.
         self._stacked = []
@@ -63,6 +62,18 @@ class IntegerEntropyModel:
             self._stacked.append((stage, torch.stack([layer.mult for layer in stage]),
                                   torch.stack([layer.mult_neg for layer in stage]),
                                   any(layer.leaky for layer in stage)))
+
+    @property
+    def M(self) -> int:
+        return self.layout.channels
+
+    @property
+    def reference(self) -> bool:
+        return self.layout.reference
+
+    @property
+    def only_last(self) -> bool:
+        return self.layout.only_last
 
     # -- export and storage ------------------------------------------------------------
     @classmethod

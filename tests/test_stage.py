@@ -1,5 +1,9 @@
 """The stage helpers: what defines a pipeline run."""
 
+import re
+
+from conftest import REPO
+from grm.pipeline import paths
 from grm.pipeline.stage import shared_params
 
 
@@ -13,14 +17,12 @@ def test_bookkeeping_settings_do_not_change_the_pipeline_identity():
 def test_dvc_yaml_names_the_data_paths_the_stages_use():
     """Every data path in dvc.yaml lies in one of grm.pipeline.paths, and every one of
     those is declared there: a renamed folder cannot leave a stage writing outside DVC."""
-    import re
-
-    from conftest import REPO
-    from grm.pipeline import paths
     text = (REPO / "dvc.yaml").read_text()
     declared = {d.split("${")[0].rstrip(":") for d in re.findall(r"\bdata/[^\s'\"]+", text)}
     known = {str(p) for p in paths.ALL}
-    outside = {d for d in declared if not any(d == k or d.startswith(k + "/") for k in known)}
+    def under(d, k):
+        return d == k or d.startswith(k + "/")
+    outside = {d for d in declared if not any(under(d, k) for k in known)}
     assert not outside, f"dvc.yaml paths not in grm.pipeline.paths: {sorted(outside)}"
-    unused = {k for k in known if not any(d == k or d.startswith(k + "/") for d in declared)}
+    unused = {k for k in known if not any(under(d, k) for d in declared)}
     assert not unused, f"grm.pipeline.paths entries dvc.yaml never declares: {sorted(unused)}"

@@ -22,4 +22,3 @@ REPORT = DATA / "report"                      # report → tables, plots, figure
 
 ALL = (SHARDS, EVAL_IMAGES, PREPARE_SUMMARY, CHECKPOINTS, BASES, MODELS, DECODED, EVAL, CLASSIC,
        EVAL_CLASSIC, REPORT)
-
