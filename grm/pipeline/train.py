@@ -296,53 +296,79 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     tracker = tracker_factory(result) if (tracker_factory and acc.is_main_process) else None
     if tracker:
         tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
-    val_images = [img for _, img in read_images(resolve_shards(shards, "val"))] if acc.is_main_process else []
-    progress = _progress_bar(s, result, name) if acc.is_main_process else None
+    books = _Bookkeeping(acc, objective, opt, s, out, name, result, tracker, shards)
     seen: set[str] = set()
-    consecutive_bad = 0
-    t0, t_steps = time.perf_counter(), result.steps
     objective.train()
     while result.steps < s.steps:
         x, keys = next(batches)
         seen.update(keys)
         o, stepped = _step(acc, objective, opt, base_lrs, clip_params, s, result.steps, x)
-        if stepped is None:          # a gradient-accumulation micro-batch
-            continue
-        result.steps += 1
-        step = result.steps
-        if stepped:
-            consecutive_bad = 0
-        else:
-            consecutive_bad += 1
-            result.bad_steps += 1
-        if progress:
-            progress.update(1)
-            progress.set_postfix(loss=f"{o['loss'].detach().item():.3f}", bpp=f"{o['bpp'].detach().item():.3f}", refresh=False)
-        if consecutive_bad >= s.max_bad_steps:
-            _checkpoint(acc, objective, out, step, result, s)
-            raise FloatingPointError(f"{consecutive_bad} consecutive non-finite steps at step {step}; "
-                                     f"a resumable checkpoint was written to {out / 'state'}")
-        if _due(step, s.log_every, s.steps):
-            # Every rank joins the reduction; the logged loss is the mean over ranks.
-            mean = acc.reduce(torch.stack([o[k].detach().float() for k in LOGGED]), reduction="mean")
-            if tracker:
-                rate = (step - t_steps) / max(1e-9, time.perf_counter() - t0)
-                tracker.metrics({**{f"train/{k}": v for k, v in zip(LOGGED, mean.tolist())},
-                                 "train/lr": opt.param_groups[0]["lr"], "train/steps_per_s": rate,
-                                 "train/bad_steps": result.bad_steps}, step)
-        if _due(step, s.val_every, s.steps):
-            if acc.is_main_process:
-                _validate(acc.unwrap_model(objective), val_images, s, step, result, tracker, name)
-            _checkpoint(acc, objective, out, step, result, s)
-            if acc.is_main_process:
-                shutil.rmtree(_aside(out), ignore_errors=True)    # the new run has a checkpoint now
-    if progress:
-        progress.close()
+        if stepped is not None:          # None: a gradient-accumulation micro-batch
+            books.after_step(o, stepped)
+    books.close()
     if trace_dir is not None:
         _trace(acc, objective, seen, trace_dir)
     acc.wait_for_everyone()
     acc.end_training()
     return result
+
+
+class _Bookkeeping:
+    """What happens between optimizer steps: the non-finite guard, progress, logging,
+    validation and checkpoints (only the main process shows, logs and validates)."""
+
+    def __init__(self, acc, objective, opt, s: TrainSettings, out: Path, name: str,
+                 result: TrainResult, tracker, shards: str):
+        self.acc, self.objective, self.opt, self.s, self.out = acc, objective, opt, s, out
+        self.name, self.result, self.tracker = name, result, tracker
+        main = acc.is_main_process
+        self.val_images = [img for _, img in read_images(resolve_shards(shards, "val"))] if main else []
+        self.progress = _progress_bar(s, result, name) if main else None
+        self.consecutive_bad = 0
+        self.t0, self.t_steps = time.perf_counter(), result.steps
+
+    def after_step(self, o: dict, stepped: bool) -> None:
+        self.result.steps += 1
+        step, s = self.result.steps, self.s
+        self._guard(stepped, step)
+        if self.progress:
+            self.progress.update(1)
+            self.progress.set_postfix(loss=f"{o['loss'].detach().item():.3f}",
+                                      bpp=f"{o['bpp'].detach().item():.3f}", refresh=False)
+        if _due(step, s.log_every, s.steps):
+            self._log(o, step)
+        if _due(step, s.val_every, s.steps):
+            if self.acc.is_main_process:
+                _validate(self.acc.unwrap_model(self.objective), self.val_images, s, step,
+                          self.result, self.tracker, self.name)
+            _checkpoint(self.acc, self.objective, self.out, step, self.result, s)
+            if self.acc.is_main_process:
+                shutil.rmtree(_aside(self.out), ignore_errors=True)    # the new run has a checkpoint now
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.close()
+
+    def _guard(self, stepped: bool, step: int) -> None:
+        """Stop, with a resumable checkpoint, after ``max_bad_steps`` non-finite steps in a row."""
+        if stepped:
+            self.consecutive_bad = 0
+            return
+        self.consecutive_bad += 1
+        self.result.bad_steps += 1
+        if self.consecutive_bad >= self.s.max_bad_steps:
+            _checkpoint(self.acc, self.objective, self.out, step, self.result, self.s)
+            raise FloatingPointError(f"{self.consecutive_bad} consecutive non-finite steps at step {step}; "
+                                     f"a resumable checkpoint was written to {self.out / 'state'}")
+
+    def _log(self, o: dict, step: int) -> None:
+        # Every rank joins the reduction; the logged loss is the mean over ranks.
+        mean = self.acc.reduce(torch.stack([o[k].detach().float() for k in LOGGED]), reduction="mean")
+        if self.tracker:
+            rate = (step - self.t_steps) / max(1e-9, time.perf_counter() - self.t0)
+            self.tracker.metrics({**{f"train/{k}": v for k, v in zip(LOGGED, mean.tolist())},
+                                  "train/lr": self.opt.param_groups[0]["lr"], "train/steps_per_s": rate,
+                                  "train/bad_steps": self.result.bad_steps}, step)
 
 
 def _due(step: int, every: int, last: int) -> bool:
