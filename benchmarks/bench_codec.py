@@ -18,11 +18,15 @@ def photo_image(width: int, height: int):
     """A bundled photo resized to the requested size (PIL image)."""
     from PIL import Image
     from grm.pipeline.sample_images import bundled_photos
-    return Image.open(bundled_photos()["coffee"]).convert("RGB").resize((width, height), Image.LANCZOS)
+
+    return (
+        Image.open(bundled_photos()["coffee"]).convert("RGB").resize((width, height), Image.LANCZOS)
+    )
 
 
 def photo(width: int, height: int) -> torch.Tensor:
     import numpy as np
+
     arr = np.asarray(photo_image(width, height)).copy()
     return torch.from_numpy(arr).permute(2, 0, 1).float().div(255).unsqueeze(0)
 
@@ -32,6 +36,7 @@ def untrained_grm(config: str, **overrides):
     and the integer entropy model attached (not exported again at every call)."""
     from grm.integer_model import IntegerEntropyModel
     from grm.model import GRM, config_from
+
     torch.manual_seed(0)
     model = GRM({**config_from(config).to_dict(), **overrides}).eval()
     model.update(force=True)
@@ -49,13 +54,16 @@ def timed(fn, repeat):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", default="paper")
     ap.add_argument("--size", default="768x512")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     from compressai.models import JointAutoregressiveHierarchicalPriors
     from grm.model import GRM, config_from
+
     cfg = config_from(args.config)
     w, h = map(int, args.size.split("x"))
     x = photo(w, h)
@@ -73,9 +81,15 @@ def main():
             gd, (_, yd) = timed(lambda: grm.decompress(gs, h, w), args.repeat)
             assert torch.equal(ys, yd), "decoder out of sync"
             rows[f"grm-{order}"] = (ge, gd, sum(map(len, gs)))
-    print(f"image {w}x{h}, widths N={cfg.N} M={cfg.M} hidden={cfg.width}, threads={torch.get_num_threads()}, "
-          f"untrained weights, best of {args.repeat}")
-    print(f"{'model':15s} {'encode s':>9s} {'decode s':>9s} {'bytes':>8s} {'enc/mbt':>8s} {'dec/mbt':>8s}")
+    print(
+        f"image {w}x{h}, widths N={cfg.N} M={cfg.M} hidden={cfg.width}, "
+        f"threads={torch.get_num_threads()}, "
+        f"untrained weights, best of {args.repeat}"
+    )
+    print(
+        f"{'model':15s} {'encode s':>9s} {'decode s':>9s} {'bytes':>8s} {'enc/mbt':>8s} "
+        f"{'dec/mbt':>8s}"
+    )
     for name, (e, d, n) in rows.items():
         print(f"{name:15s} {e:9.2f} {d:9.2f} {n:8d} {e / me:8.2f} {d / md:8.2f}")
 

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import torch
 
-FLOAT_CODER = "63427c4"     # the last commit whose coder built its tables in float
+FLOAT_CODER = "63427c4"  # the last commit whose coder built its tables in float
 
 
 def float_package(folder: Path):
     """The float coder's ``grm`` package, importable as ``grm_float``."""
     root = Path(__file__).resolve().parent.parent
-    data = subprocess.run(["git", "-C", str(root), "archive", FLOAT_CODER, "grm"], check=True,
-                          capture_output=True).stdout
+    data = subprocess.run(
+        ["git", "-C", str(root), "archive", FLOAT_CODER, "grm"], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=BytesIO(data)) as tar:
         tar.extractall(folder, filter="data")
     (folder / "grm").rename(folder / "grm_float")
@@ -43,8 +44,10 @@ def pairs(args, float_files):
     """(label, float model, integer model, photo) with the same weights in both."""
     from grm.image_io import read_image, to_tensor
     from grm.model_file import load_model
+
     if args.config:
         from bench_codec import photo, untrained_grm
+
         new = untrained_grm(args.config)
         old = float_files.build("grm", new.export_config())
         old.load_state_dict(new.state_dict())
@@ -63,7 +66,9 @@ def pairs(args, float_files):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", default=None, help="an untrained model of this config (e.g. paper)")
     ap.add_argument("--size", default="768x512", help="with --config: the photo's size")
     ap.add_argument("--models", default="data/models", help="else: the grm models in this folder")
@@ -71,8 +76,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     totals = {"float": 0.0, "integer": 0.0}
-    print(f"{'model / image':34s} {'float s':>8s} {'integer s':>9s} {'ratio':>6s}   (best of {args.repeat}, "
-          f"threads={torch.get_num_threads()}, float coder of {FLOAT_CODER})")
+    print(
+        f"{'model / image':34s} {'float s':>8s} {'integer s':>9s} {'ratio':>6s}   (best of "
+        f"{args.repeat}, "
+        f"threads={torch.get_num_threads()}, float coder of {FLOAT_CODER})"
+    )
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         for label, old, new, x in pairs(args, float_package(Path(tmp))):
             h, w = x.shape[-2:]
@@ -86,10 +94,16 @@ def main():
                     best[k] = min(best.get(k, float("inf")), time.perf_counter() - t)
             for k in totals:
                 totals[k] += best[k]
-            print(f"{label:34s} {best['float']:8.3f} {best['integer']:9.3f} {best['integer'] / best['float']:5.2f}x",
-                  flush=True)
-    print(f"all: integer coder decodes in {totals['integer'] / totals['float']:.2f}x the float coder's time "
-          f"({totals['integer']:.2f} vs {totals['float']:.2f} s)")
+            print(
+                f"{label:34s} {best['float']:8.3f} {best['integer']:9.3f} "
+                f"{best['integer'] / best['float']:5.2f}x",
+                flush=True,
+            )
+    print(
+        f"all: integer coder decodes in {totals['integer'] / totals['float']:.2f}x the float "
+        "coder's time "
+        f"({totals['integer']:.2f} vs {totals['float']:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ compare its rate and PSNR with JPEG's at the same bpp, and its mean colour with 
 original's, on photos it never trained on. The README's recipe table comes from this.
 
     python benchmarks/bench_recipe.py --set crop=128 mixed_precision=bf16 steps=800 lmbda=0.013
-    python benchmarks/bench_recipe.py --set lmbda=0.0483 steps=200 --init-from data/bases/grm.safetensors
-    python benchmarks/bench_recipe.py --set steps=1300 lr_drop_at=1.0 --ladder 0.0035:120 0.013:120 0.0483:250
+    python benchmarks/bench_recipe.py --set lmbda=0.0483 steps=200 \\
+        --init-from data/bases/grm.safetensors
+    python benchmarks/bench_recipe.py --set steps=1300 lr_drop_at=1.0 \\
+        --ladder 0.0035:120 0.013:120 0.0483:250
 
 ``--ladder`` measures a warm-started rate ladder the way the pipeline trains it: the
 recipe above is the base, and each LAMBDA:STEPS fine-tunes from its last weights with the
@@ -54,39 +56,74 @@ def measure(model, photos) -> dict:
     for _, rgb in photos:
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
         out = model(x)
-        bpp = float(sum(-torch.log2(v).sum() for v in out["likelihoods"].values())) / (rgb.shape[0] * rgb.shape[1])
+        bpp = float(sum(-torch.log2(v).sum() for v in out["likelihoods"].values())) / (
+            rgb.shape[0] * rgb.shape[1]
+        )
         dec = to_uint8(out["x_hat"].clamp(0, 1))
         jpeg = psnr_at(pillow_ladder(rgb, "JPEG", JPEG_QUALITIES), bpp)
         rows.append((bpp, psnr(rgb, dec), psnr(rgb, dec) - jpeg, colour_shift(rgb, dec)))
     a = np.array(rows, dtype=float)
-    return {"bpp": float(a[:, 0].mean()), "psnr": float(a[:, 1].mean()),
-            "vs_jpeg": float(np.nanmean(a[:, 2])), "colour_shift": float(a[:, 3].mean())}
+    return {
+        "bpp": float(a[:, 0].mean()),
+        "psnr": float(a[:, 1].mean()),
+        "vs_jpeg": float(np.nanmean(a[:, 2])),
+        "colour_shift": float(a[:, 3].mean()),
+    }
 
 
 def load_photos(folder: Path) -> list:
-    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if folder.is_dir()
+        else []
+    )
     return [(p.stem, centre_crop(read_image(p)[0], 512, 512)) for p in files]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="training settings over params.yaml's train section (e.g. crop=128 lmbda=0.013)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training settings over params.yaml's train section (e.g. crop=128 lmbda=0.013)",
+    )
     ap.add_argument("--arch", default="grm")
     ap.add_argument("--init-from", default="", help="start from these weights (a fine-tune)")
     ap.add_argument("--shards", default=str(ROOT / "data/shards"))
     ap.add_argument("--unseen", type=Path, default=ROOT / ".cache/unseen")
-    ap.add_argument("--ladder", nargs="*", default=[], metavar="LAMBDA:STEPS",
-                    help="then fine-tune from the recipe's weights to each λ for STEPS (a warm-started ladder)")
+    ap.add_argument(
+        "--ladder",
+        nargs="*",
+        default=[],
+        metavar="LAMBDA:STEPS",
+        help="then fine-tune from the recipe's weights to each λ for STEPS (a warm-started ladder)",
+    )
     args = ap.parse_args()
     from grm.pipeline.train import TrainSettings
+
     train_params = dict(yaml.safe_load((ROOT / "params.yaml").read_text())["train"])
     train_params.pop("shards", None)
     overrides = dict(item.split("=", 1) for item in args.set)
-    settings = TrainSettings.from_dict({**train_params, "arch": args.arch, "lmbda": 0.013, "init_from": args.init_from,
-                                        **{k: parse_value(v) for k, v in overrides.items()}})
-    sets = {"evaluation photos": load_photos(ROOT / "data/eval_images"), "unseen photos": load_photos(args.unseen)}
-    fine_tune = {k: v for k, v in train_params.items() if k in ("lr_drop_at", "lr_schedule", "val_every")}
+    settings = TrainSettings.from_dict(
+        {
+            **train_params,
+            "arch": args.arch,
+            "lmbda": 0.013,
+            "init_from": args.init_from,
+            **{k: parse_value(v) for k, v in overrides.items()},
+        }
+    )
+    sets = {
+        "evaluation photos": load_photos(ROOT / "data/eval_images"),
+        "unseen photos": load_photos(args.unseen),
+    }
+    fine_tune = {
+        k: v for k, v in train_params.items() if k in ("lr_drop_at", "lr_schedule", "val_every")
+    }
     # Under torchrun every rank must train into the same folder (rank 0 writes the weights).
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     shared = Path(tempfile.gettempdir()) / f"bench-recipe-{run_id}" if run_id else None
@@ -94,17 +131,27 @@ def main() -> None:
         base = run_recipe("recipe", settings, overrides, args.shards, Path(tmp) / "run", sets)
         for point in args.ladder:
             lmbda, steps = point.split(":")
-            child = dataclasses.replace(settings, **fine_tune, lmbda=float(lmbda), steps=int(steps), init_from=str(base))
+            child = dataclasses.replace(
+                settings, **fine_tune, lmbda=float(lmbda), steps=int(steps), init_from=str(base)
+            )
             child = dataclasses.replace(child, val_every=min(child.val_every, child.steps))
-            run_recipe(f"fine-tune λ {lmbda}", child, {"lmbda": lmbda, "steps": steps}, args.shards,
-                       Path(tmp) / f"ft-{lmbda}", sets)
+            run_recipe(
+                f"fine-tune λ {lmbda}",
+                child,
+                {"lmbda": lmbda, "steps": steps},
+                args.shards,
+                Path(tmp) / f"ft-{lmbda}",
+                sets,
+            )
 
 
 def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, sets: dict) -> Path:
-    """Train with the pipeline's trainer, print the measure on each photo set; the last weights' path."""
+    """Train with the pipeline's trainer, print the measure on each photo set; the last weights'
+    path."""
     from grm.model_file import build
     from grm.pipeline.train import train
     from safetensors.torch import load_file
+
     t = time.perf_counter()
     result = train("recipe", settings, shards, out)
     seconds = time.perf_counter() - t
@@ -114,15 +161,22 @@ def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, set
     model = build(settings.arch, settings.model)
     model.update(force=True)
     model.load_state_dict(load_file(str(weights)))
-    print(f"{name} {json.dumps(overrides)}: {settings.steps} steps in {seconds:.0f} s "
-          f"({settings.steps / seconds:.2f} steps/s); last validation "
-          f"{result.history[-1]['bpp']:.3f} bpp {result.history[-1]['psnr']:.2f} dB", flush=True)
+    print(
+        f"{name} {json.dumps(overrides)}: {settings.steps} steps in {seconds:.0f} s "
+        f"({settings.steps / seconds:.2f} steps/s); last validation "
+        f"{result.history[-1]['bpp']:.3f} bpp {result.history[-1]['psnr']:.2f} dB",
+        flush=True,
+    )
     for set_name, photos in sets.items():
         if not photos:
             continue
         m = measure(model, photos)
-        print(f"  {set_name} ({len(photos)}): {m['bpp']:.3f} bpp, {m['psnr']:.2f} dB, Δ JPEG {m['vs_jpeg']:+.2f} dB, "
-              f"colour shift {m['colour_shift']:.2f} levels", flush=True)
+        print(
+            f"  {set_name} ({len(photos)}): {m['bpp']:.3f} bpp, {m['psnr']:.2f} dB, Δ JPEG "
+            f"{m['vs_jpeg']:+.2f} dB, "
+            f"colour shift {m['colour_shift']:.2f} levels",
+            flush=True,
+        )
     if math.isnan(result.history[-1]["loss"]):
         sys.exit("training diverged")
     return weights

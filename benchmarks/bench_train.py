@@ -1,7 +1,8 @@
 """Training step time of grm vs compressai's mbt2018 at the same widths, batch and crop,
 and the WebDataset loader's throughput against what training consumes.
 
-    python benchmarks/bench_train.py [--config paper] [--batch 8] [--crop 256] [--steps 5] [--workers 1]
+    python benchmarks/bench_train.py [--config paper] [--batch 8] [--crop 256] [--steps 5] \\
+        [--workers 1]
                                      [--device cuda] [--loader-batches 0] [--precision bf16]
 """
 
@@ -20,6 +21,7 @@ def stepper(model, batch: int, crop: int, precision: str = "fp32"):
     bf16 autocast when asked), timed to its end on the model's device (CUDA runs asynchronously)."""
     from grm.pipeline.loss import RateDistortionLoss
     from grm.model import device_of
+
     dev = device_of(model)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     crit = RateDistortionLoss(0.01)
@@ -38,10 +40,13 @@ def stepper(model, batch: int, crop: int, precision: str = "fp32"):
         opt.step()
         sync()
         return time.perf_counter() - t
+
     return step
 
 
-def step_times(models: dict, batch: int, crop: int, steps: int, warmup: int = 2, precision: str = "fp32") -> dict:
+def step_times(
+    models: dict, batch: int, crop: int, steps: int, warmup: int = 2, precision: str = "fp32"
+) -> dict:
     """Per-step seconds of each model, the models' steps interleaved so that a noisy
     machine slows them alike; the first steps warm up allocators and kernels."""
     steppers = {k: stepper(m, batch, crop, precision) for k, m in models.items()}
@@ -62,6 +67,7 @@ def loader_rate(batch: int, crop: int, workers: int, batches: int) -> float:
     from grm.pipeline.shards import train_loader, write_shards
     from grm.image_io import read_image
     from grm.pipeline.sample_images import bundled_photos
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         images = [(k, read_image(p)[0]) for k, p in sorted(bundled_photos().items())]
@@ -72,47 +78,78 @@ def loader_rate(batch: int, crop: int, workers: int, batches: int) -> float:
         for _ in range(batches):
             next(it)
         rate = batches * batch / (time.perf_counter() - t)
-        del it       # stops the loader's workers before their shards go
+        del it  # stops the loader's workers before their shards go
     return rate
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", default="paper")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="bf16: autocast as the trainer does with train.mixed_precision: bf16")
-    ap.add_argument("--loader-batches", type=int, default=20, help="batches to time the loader on (0: skip)")
-    ap.add_argument("--malloc-defaults", action="store_true",
-                    help="leave glibc malloc as it is (the trainer tunes it on CPU; see grm/allocator.py)")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: autocast as the trainer does with train.mixed_precision: bf16",
+    )
+    ap.add_argument(
+        "--loader-batches", type=int, default=20, help="batches to time the loader on (0: skip)"
+    )
+    ap.add_argument(
+        "--malloc-defaults",
+        action="store_true",
+        help="leave glibc malloc as it is (the trainer tunes it on CPU; see grm/allocator.py)",
+    )
     args = ap.parse_args()
     from grm.pipeline.allocator import reuse_freed_memory
     from grm.model import GRM, config_from
     from grm.peers import Peer
-    tuned = False if args.malloc_defaults else reuse_freed_memory()   # as the trainer does
+
+    tuned = False if args.malloc_defaults else reuse_freed_memory()  # as the trainer does
     cfg = config_from(args.config)
     torch.manual_seed(0)
-    models = {"grm": GRM(cfg).to(args.device), "mbt2018": Peer("mbt2018", args.config).to(args.device)}
+    models = {
+        "grm": GRM(cfg).to(args.device),
+        "mbt2018": Peer("mbt2018", args.config).to(args.device),
+    }
     times = step_times(models, args.batch, args.crop, args.steps, precision=args.precision)
     grm_s, mbt_s = median(times["grm"]), median(times["mbt2018"])
     ratios = [g / m for g, m in zip(times["grm"], times["mbt2018"])]
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
-        f"cpu, threads={torch.get_num_threads()}"
-    print(f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², {args.precision}, {where}, "
-          f"median of {args.steps} interleaved steps, malloc keeps freed memory: {tuned}")
-    print(f"grm step      {grm_s:8.3f} s   (min {min(times['grm']):.3f}, max {max(times['grm']):.3f})")
-    print(f"mbt2018 step  {mbt_s:8.3f} s   (min {min(times['mbt2018']):.3f}, max {max(times['mbt2018']):.3f})")
-    print(f"ratio grm/mbt2018: {grm_s / mbt_s:.2f}x (median of per-step ratios {median(ratios):.2f}x)")
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"cpu, threads={torch.get_num_threads()}"
+    )
+    print(
+        f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², {args.precision}, "
+        f"{where}, "
+        f"median of {args.steps} interleaved steps, malloc keeps freed memory: {tuned}"
+    )
+    print(
+        f"grm step      {grm_s:8.3f} s   (min {min(times['grm']):.3f}, max {max(times['grm']):.3f})"
+    )
+    print(
+        f"mbt2018 step  {mbt_s:8.3f} s   (min {min(times['mbt2018']):.3f}, max "
+        f"{max(times['mbt2018']):.3f})"
+    )
+    print(
+        f"ratio grm/mbt2018: {grm_s / mbt_s:.2f}x (median of per-step ratios {median(ratios):.2f}x)"
+    )
     if args.loader_batches <= 0:
         return
     rate = loader_rate(args.batch, args.crop, args.workers, args.loader_batches)
     need = args.batch / grm_s
-    print(f"loader ({args.workers} worker(s)): {rate:.1f} samples/s; training consumes {need:.1f} samples/s; "
-          f"ratio {rate / need:.1f}x")
+    print(
+        f"loader ({args.workers} worker(s)): {rate:.1f} samples/s; training consumes {need:.1f} "
+        "samples/s; "
+        f"ratio {rate / need:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Files written on one device decode on another: CPU ↔ GPU round trips of real .grm files.
 
-    python benchmarks/cross_device.py --models data/models --images data/eval_images [--devices cpu cuda]
+    python benchmarks/cross_device.py --models data/models --images data/eval_images \\
+        [--devices cpu cuda]
                                       [--orders wavefront raster] [--config paper --size 256x256]
 
 For every grm model, photo and decode order, each device encodes the photo and every
@@ -45,6 +46,7 @@ def _untrained(config: str, folder: Path) -> Path:
     """An untrained model of ``config`` written as a real model file (integer coder included)."""
     from grm.model import GRM, config_from
     from grm.model_file import save_model
+
     torch.manual_seed(0)
     model = GRM(config_from(config)).eval()
     return save_model(model, folder / f"{config}-untrained.safetensors", f"{config}-untrained")
@@ -52,8 +54,10 @@ def _untrained(config: str, folder: Path) -> Path:
 
 def _photos(folder: str, size: str | None) -> dict[str, np.ndarray]:
     from grm.image_io import read_image
+
     if size:
         from bench_codec import photo_image
+
         w, h = map(int, size.split("x"))
         return {f"coffee-{size}": np.asarray(photo_image(w, h)).copy()}
     photos = {p.stem: read_image(p)[0] for p in sorted(Path(folder).glob("*.png"))}
@@ -62,14 +66,20 @@ def _photos(folder: str, size: str | None) -> dict[str, np.ndarray]:
     return photos
 
 
-def check(paths: list[Path], photos: dict[str, np.ndarray], devices: list[str], orders: list[str]) -> int:
+def check(
+    paths: list[Path], photos: dict[str, np.ndarray], devices: list[str], orders: list[str]
+) -> int:
     """Print one row per (model, photo, order, encoder, decoder); return the failures."""
     from grm.codec import decode_bytes, encode_array
     from grm.errors import GrmError
     from grm.model_file import coding_device, load_model
+
     devs = [coding_device(d) for d in devices]
-    print(f"{'model / photo':34s} {'order':9s} {'enc':5s} {'dec':5s} {'bytes':>8s} {'enc s':>7s} {'dec s':>7s} "
-          f"{'max |Δpixel|':>12s}  result")
+    print(
+        f"{'model / photo':34s} {'order':9s} {'enc':5s} {'dec':5s} {'bytes':>8s} {'enc s':>7s} "
+        f"{'dec s':>7s} "
+        f"{'max |Δpixel|':>12s}  result"
+    )
     failures = 0
     for path in paths:
         loaded = {d: load_model(path, str(d)) for d in devs}
@@ -85,30 +95,48 @@ def check(paths: list[Path], photos: dict[str, np.ndarray], devices: list[str], 
                     images = {}
                     for dec_dev in devs:
                         try:
-                            (img, _), dec_s = _timed(lambda: decode_bytes(loaded[dec_dev], enc.data), dec_dev)
+                            (img, _), dec_s = _timed(
+                                lambda: decode_bytes(loaded[dec_dev], enc.data), dec_dev
+                            )
                             images[dec_dev] = img
                             result = "ok"
                         except GrmError as e:
                             failures += 1
                             dec_s, result = float("nan"), f"FAILED: {e}"
                         others = [images[d] for d in images if d != dec_dev]
-                        diff = (f"{int(np.abs(others[0].astype(int) - images[dec_dev]).max()):12d}"
-                                if others and dec_dev in images else f"{'':12s}")
-                        print(f"{first.name + ' / ' + name:34s} {order:9s} {enc_dev.type:5s} {dec_dev.type:5s} "
-                              f"{len(enc.data):8d} {enc_s:7.2f} {dec_s:7.2f} {diff}  {result}", flush=True)
+                        diff = (
+                            f"{int(np.abs(others[0].astype(int) - images[dec_dev]).max()):12d}"
+                            if others and dec_dev in images
+                            else f"{'':12s}"
+                        )
+                        print(
+                            f"{first.name + ' / ' + name:34s} {order:9s} {enc_dev.type:5s} "
+                            f"{dec_dev.type:5s} "
+                            f"{len(enc.data):8d} {enc_s:7.2f} {dec_s:7.2f} {diff}  {result}",
+                            flush=True,
+                        )
     return failures
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--models", default="data/models", help="a grm model file, or a folder of them")
     ap.add_argument("--images", default="data/eval_images", help="folder of PNG photos")
     ap.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
-    ap.add_argument("--orders", nargs="*", default=[], help="decode orders to code with (default: the model's)")
-    ap.add_argument("--config", default=None, help="instead: an untrained model of this config (e.g. paper)")
-    ap.add_argument("--size", default=None, help="with --config: the coffee photo at WxH (default the --images)")
+    ap.add_argument(
+        "--orders", nargs="*", default=[], help="decode orders to code with (default: the model's)"
+    )
+    ap.add_argument(
+        "--config", default=None, help="instead: an untrained model of this config (e.g. paper)"
+    )
+    ap.add_argument(
+        "--size", default=None, help="with --config: the coffee photo at WxH (default the --images)"
+    )
     args = ap.parse_args()
     from grm.errors import GrmError
+
     with tempfile.TemporaryDirectory() as tmp:
         if args.config:
             paths = [_untrained(args.config, Path(tmp))]
@@ -116,8 +144,12 @@ def main():
             root = Path(args.models)
             paths = sorted(root.glob("*.safetensors")) if root.is_dir() else [root]
         try:
-            failures = check(paths, _photos(args.images, args.size if args.config else None), args.devices,
-                             args.orders)
+            failures = check(
+                paths,
+                _photos(args.images, args.size if args.config else None),
+                args.devices,
+                args.orders,
+            )
         except GrmError as e:
             raise SystemExit(f"cross_device: {e}") from None
     print(f"torch {torch.__version__}; {'all decoded' if not failures else f'{failures} FAILED'}")

@@ -19,7 +19,9 @@ import torch
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -28,6 +30,7 @@ def main():
     from grm.fuzz import check, mutate
     from grm.model import GRM
     from grm.model_file import load_model, save_model
+
     torch.manual_seed(0)
     model = GRM("tiny").eval()
     model.update(force=True)
@@ -36,8 +39,10 @@ def main():
     path = Path(tmp.name) / "tiny.safetensors"
     lm = load_model(save_model(model, path, "fuzz"))
     rng = np.random.default_rng(args.seed)
-    seeds = [encode_array(lm, rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).data
-             for h, w in [(1, 1), (16, 40), (64, 64), (70, 33), (130, 90)]]
+    seeds = [
+        encode_array(lm, rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).data
+        for h, w in [(1, 1), (16, 40), (64, 64), (70, 33), (130, 90)]
+    ]
     counts = {"ok": 0, "rejected": 0}
     slowest, t0 = 0.0, time.perf_counter()
     for i in range(args.n):
@@ -53,10 +58,16 @@ def main():
         slowest = max(slowest, seconds)
         if (i + 1) % 1000 == 0:
             rate = (i + 1) / (time.perf_counter() - t0)
-            print(f"{i + 1}/{args.n} inputs, {rate:.0f}/s, ETA {(args.n - i - 1) / rate:.0f} s", flush=True)
+            print(
+                f"{i + 1}/{args.n} inputs, {rate:.0f}/s, ETA {(args.n - i - 1) / rate:.0f} s",
+                flush=True,
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"inputs: {args.n}  decoded correctly: {counts['ok']}  rejected with GrmError: {counts['rejected']}  "
-          f"other exceptions: 0  slowest decode: {slowest:.3f} s  peak RSS: {peak:.0f} MiB")
+    print(
+        f"inputs: {args.n}  decoded correctly: {counts['ok']}  rejected with GrmError: "
+        f"{counts['rejected']}  "
+        f"other exceptions: 0  slowest decode: {slowest:.3f} s  peak RSS: {peak:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

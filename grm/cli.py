@@ -1,9 +1,9 @@
 """The ``grm`` command line: compress, decompress and inspect .grm files, one or many.
 
-    grm compress photo.png photo.grm --model m.safetensors    # one file, explicit model
-    grm compress photos/ -o coded/ --rate q2                  # a folder, model found by rate point
-    grm decompress coded/ -o decoded/                         # models found by the hash in each file
-    cat photo.png | grm compress - - --bpp 0.3 > photo.grm    # stdin/stdout, closest rate to 0.3 bpp
+grm compress photo.png photo.grm --model m.safetensors    # one file, explicit model
+grm compress photos/ -o coded/ --rate q2                  # a folder, model found by rate point
+grm decompress coded/ -o decoded/                         # models found by the hash in each file
+cat photo.png | grm compress - - --bpp 0.3 > photo.grm    # stdin/stdout, closest rate to 0.3 bpp
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from . import __version__
 from .threads import wait_passively
 
-wait_passively()      # before torch loads (image_io imports it)
+wait_passively()  # before torch loads (image_io imports it)
 
 from .errors import GrmError, memory_errors  # noqa: E402
 from .cli_plan import STDIO, Job, plan  # noqa: E402
@@ -34,11 +34,13 @@ def _read(src: str) -> bytes | str:
 
 def _read_grm(src: str) -> bytes:
     from .codec import read_grm
+
     return sys.stdin.buffer.read() if src == STDIO else read_grm(src)
 
 
 def _write(dst: str, data: bytes) -> None:
     from .image_io import write_atomic
+
     if dst == STDIO:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -52,6 +54,7 @@ class Models:
 
     def __init__(self, args):
         from .model_search import search_path
+
         self.explicit = getattr(args, "model", None)
         self.dirs = search_path(getattr(args, "models", None))
         self.device = getattr(args, "device", "cpu")
@@ -59,6 +62,7 @@ class Models:
 
     def load(self, path):
         from .model_file import load_model
+
         key = Path(path).resolve()
         if key not in self._loaded:
             self._loaded[key] = load_model(path, self.device)
@@ -66,12 +70,14 @@ class Models:
 
     def for_file(self, weights_hash: bytes, name: str):
         from .model_search import find_by_hash
+
         return self.load(self.explicit or find_by_hash(weights_hash, name, self.dirs))
 
 
 def _run_batch(jobs: list[Job], one, verb: str) -> int:
     """Code every job; failures are reported one line each and do not stop the others."""
     from tqdm.auto import tqdm
+
     failed, total_bytes, pixels, t0 = 0, 0, 0, time.perf_counter()
     show = len(jobs) > 1 and sys.stderr.isatty()
     for job in tqdm(jobs, desc=verb, unit="file", disable=not show, file=sys.stderr):
@@ -86,8 +92,11 @@ def _run_batch(jobs: list[Job], one, verb: str) -> int:
     if len(jobs) > 1:
         done = len(jobs) - failed
         bpp = f"{8 * total_bytes / pixels:.4f}" if pixels else "n/a"
-        print(f"{verb}: {done} of {len(jobs)} files, {total_bytes:,} bytes of .grm, mean {bpp} bpp, "
-              f"{time.perf_counter() - t0:.1f} s" + (f", {failed} failed" if failed else ""), file=_status_stream(jobs))
+        print(
+            f"{verb}: {done} of {len(jobs)} files, {total_bytes:,} bytes of .grm, mean {bpp} bpp, "
+            f"{time.perf_counter() - t0:.1f} s" + (f", {failed} failed" if failed else ""),
+            file=_status_stream(jobs),
+        )
     return EXIT_ERROR if failed else 0
 
 
@@ -100,6 +109,7 @@ def _compress(args) -> int:
     from .codec import encode_array
     from .image_io import read_image
     from .model_search import find_by_rate, variant_models
+
     models = Models(args)
     if args.model:
         candidates = [args.model]
@@ -108,22 +118,31 @@ def _compress(args) -> int:
     else:
         candidates = [find_by_rate(args.rate, args.variant, models.dirs)]
     jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, ".grm")
-    for m in candidates:          # a bad model fails once, up front, not once per image
+    for m in candidates:  # a bad model fails once, up front, not once per image
         models.load(m)
     status = _status_stream(jobs)
 
     def one(job: Job):
         rgb, notes = read_image(_read(job.src), label=job.src)
         results = [(models.load(m).name, encode_array(models.load(m), rgb)) for m in candidates]
-        name, res = min(results, key=lambda nr: abs(8 * len(nr[1].data) / (rgb.shape[0] * rgb.shape[1]) - args.bpp)) \
-            if args.bpp is not None else results[0]
+        name, res = (
+            min(
+                results,
+                key=lambda nr: abs(8 * len(nr[1].data) / (rgb.shape[0] * rgb.shape[1]) - args.bpp),
+            )
+            if args.bpp is not None
+            else results[0]
+        )
         _write(job.dst, res.data)
         for note in notes:
             print(f"note: {job.src}: {note}", file=sys.stderr)
         h, w = res.height, res.width
         chosen = "" if args.model else f" with {name}"
-        print(f"{job.dst}: {len(res.data)} bytes, {8 * len(res.data) / (h * w):.4f} bpp, {w}x{h}, "
-              f"encoded in {res.seconds:.2f} s{chosen}", file=status)
+        print(
+            f"{job.dst}: {len(res.data)} bytes, {8 * len(res.data) / (h * w):.4f} bpp, {w}x{h}, "
+            f"encoded in {res.seconds:.2f} s{chosen}",
+            file=status,
+        )
         return len(res.data), h * w
 
     return _run_batch(jobs, one, "compress")
@@ -133,6 +152,7 @@ def _decompress(args) -> int:
     from . import container
     from .codec import MAX_DECODE_PIXELS, decode_bytes
     from .image_io import png_bytes
+
     models = Models(args)
     jobs = plan(args.inputs, args.output, {".grm"}, ".png")
     status = _status_stream(jobs)
@@ -144,8 +164,10 @@ def _decompress(args) -> int:
         t = time.perf_counter()
         rgb, _ = decode_bytes(lm, data, args.max_pixels or MAX_DECODE_PIXELS)
         _write(job.dst, png_bytes(rgb))
-        print(f"{job.dst}: {rgb.shape[1]}x{rgb.shape[0]}, decoded in {time.perf_counter() - t:.2f} s",
-              file=status)
+        print(
+            f"{job.dst}: {rgb.shape[1]}x{rgb.shape[0]}, decoded in {time.perf_counter() - t:.2f} s",
+            file=status,
+        )
         return len(data), rgb.shape[0] * rgb.shape[1]
 
     return _run_batch(jobs, one, "decompress")
@@ -156,6 +178,7 @@ def _info(args) -> int:
     from .errors import ModelFileError
     from .model_file import read_metadata
     from .model_search import file_hash, find_by_hash, search_path
+
     data = _read_grm(args.input)
     f = container.unpack(data)
     print(f"file:          {args.input}")
@@ -172,60 +195,119 @@ def _info(args) -> int:
         return 0
     meta = read_metadata(path)
     matches = file_hash(path) == f.weights_hash
-    print(f"model file:    {path} ({'matches' if matches else 'DOES NOT match: this file cannot decode it'})")
+    print(
+        f"model file:    {path} "
+        f"({'matches' if matches else 'DOES NOT match: this file cannot decode it'})"
+    )
     config = json.loads(meta.get("config", "{}"))
     print(f"architecture:  {meta.get('arch')}")
     if isinstance(config, dict) and "decode_order" in config:
         print(f"decode order:  {config['decode_order']}")
     if meta.get("arch") == "grm":
         kind = meta.get("entropy_model")
-        print("entropy model: " + (f"{kind}, stored in the model file (exact: decodes on any machine)" if kind else
-                                   "not stored (a model file from before integer entropy models: re-export it "
-                                   "with the export stage so every machine codes with the same tables)"))
+        print(
+            "entropy model: "
+            + (
+                f"{kind}, stored in the model file (exact: decodes on any machine)"
+                if kind
+                else "not stored (a model file from before integer entropy models: re-export it "
+                "with the export stage so every machine codes with the same tables)"
+            )
+        )
     print(f"model config:  {json.dumps(config, sort_keys=True)}")
     return 0 if matches else EXIT_ERROR
 
 
 def _add_model_options(p: argparse.ArgumentParser, choose: bool) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", metavar="FILE", help="model file (.safetensors exported by the pipeline)")
-    g.add_argument("--models", metavar="DIR", action="append",
-                   help="folder to search for models (repeatable; default $GRM_MODELS, else data/models)")
-    g.add_argument("--device", default="cpu", metavar="DEV",
-                   help="run the model on cpu (default), cuda or cuda:N; grm's files decode the same on any "
-                        "of them (compressai peers' do not: their entropy models are float)")
+    g.add_argument(
+        "--model", metavar="FILE", help="model file (.safetensors exported by the pipeline)"
+    )
+    g.add_argument(
+        "--models",
+        metavar="DIR",
+        action="append",
+        help="folder to search for models (repeatable; default $GRM_MODELS, else data/models)",
+    )
+    g.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEV",
+        help="run the model on cpu (default), cuda or cuda:N; grm's files decode the same on any "
+        "of them (compressai peers' do not: their entropy models are float)",
+    )
     if choose:
-        g.add_argument("--rate", default=None, help="the model at this rate point (e.g. q2) in the model folders")
-        g.add_argument("--bpp", type=float, default=None,
-                       help="per image, the rate point whose bitstream is closest to this many bits per pixel")
-        g.add_argument("--variant", default="grm", help="variant to choose --rate/--bpp among (default grm)")
+        g.add_argument(
+            "--rate",
+            default=None,
+            help="the model at this rate point (e.g. q2) in the model folders",
+        )
+        g.add_argument(
+            "--bpp",
+            type=float,
+            default=None,
+            help="per image, the rate point whose bitstream is closest to this many bits per pixel",
+        )
+        g.add_argument(
+            "--variant", default="grm", help="variant to choose --rate/--bpp among (default grm)"
+        )
 
 
 def _coding_command(sub, name: str, summary: str, what: str, description: str, func):
     p = sub.add_parser(name, help=summary, description=description)
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=f"{what} files or folders (`-` = stdin); `IN OUT` names the output of one file")
-    p.add_argument("-o", "--output", help="output file, or folder for several inputs (`-` = stdout)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=f"{what} files or folders (`-` = stdin); `IN OUT` names the output of one file",
+    )
+    p.add_argument(
+        "-o", "--output", help="output file, or folder for several inputs (`-` = stdout)"
+    )
     p.set_defaults(func=func)
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="grm", description="Learned image codec with a global reference entropy model.",
-                                epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="grm",
+        description="Learned image codec with a global reference entropy model.",
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"grm {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    c = _coding_command(sub, "compress", "images → .grm files", "image",
-                        "Compress images (any format Pillow reads) into .grm files.", _compress)
+    c = _coding_command(
+        sub,
+        "compress",
+        "images → .grm files",
+        "image",
+        "Compress images (any format Pillow reads) into .grm files.",
+        _compress,
+    )
     _add_model_options(c, choose=True)
-    d = _coding_command(sub, "decompress", ".grm files → PNG", ".grm",
-                        "Decode .grm files to PNG; each file names the model that wrote it.", _decompress)
+    d = _coding_command(
+        sub,
+        "decompress",
+        ".grm files → PNG",
+        ".grm",
+        "Decode .grm files to PNG; each file names the model that wrote it.",
+        _decompress,
+    )
     _add_model_options(d, choose=False)
-    d.add_argument("--max-pixels", type=int, default=None, metavar="N",
-                   help="refuse files that declare more pixels than this (default 7680x4320; "
-                        "decoding memory grows with the declared size)")
-    i = sub.add_parser("info", help="describe a .grm file and its model",
-                       description="Print a .grm file's header, and the model it needs if one is found.")
+    d.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse files that declare more pixels than this (default 7680x4320; "
+        "decoding memory grows with the declared size)",
+    )
+    i = sub.add_parser(
+        "info",
+        help="describe a .grm file and its model",
+        description="Print a .grm file's header, and the model it needs if one is found.",
+    )
     i.add_argument("input", help=".grm file (`-` = stdin)")
     _add_model_options(i, choose=False)
     i.set_defaults(func=_info)
@@ -235,19 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_dependencies() -> None:
     """Deprecation chatter from torch/compressai imports is not the user's business."""
     import warnings
+
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchvision|compressai)\b")
+    warnings.filterwarnings(
+        "ignore", category=UserWarning, module=r"(torch|torchvision|compressai)\b"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_dependencies()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "compress" and sum(x is not None for x in (args.model, args.rate, args.bpp)) != 1:
+    if (
+        args.command == "compress"
+        and sum(x is not None for x in (args.model, args.rate, args.bpp)) != 1
+    ):
         parser.error("compress needs exactly one of --model FILE, --rate NAME or --bpp TARGET")
     try:
-        with memory_errors():       # outside the codec too (reading a photo, loading a model)
+        with memory_errors():  # outside the codec too (reading a photo, loading a model)
             return args.func(args)
     except GrmError as e:
         print(f"grm: error: {e}", file=sys.stderr)

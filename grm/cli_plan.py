@@ -12,7 +12,7 @@ STDIO = "-"
 
 @dataclass
 class Job:
-    src: str          # a path or "-"
+    src: str  # a path or "-"
     dst: str
 
 
@@ -36,7 +36,12 @@ def plan(inputs: list[str], output: str | None, suffixes: set[str], new_suffix: 
 
     ``FOLDER NEW`` (a folder, then a path that does not exist) codes the folder into NEW,
     as ``cp -r`` would: writing beside the inputs there was never what was meant."""
-    if output is None and len(inputs) == 2 and Path(inputs[0]).is_dir() and not Path(inputs[1]).exists():
+    if (
+        output is None
+        and len(inputs) == 2
+        and Path(inputs[0]).is_dir()
+        and not Path(inputs[1]).exists()
+    ):
         return plan(inputs[:1], inputs[1], suffixes, new_suffix)
     if output is None and len(inputs) == 2 and not Path(inputs[0]).is_dir():
         inputs, output = inputs[:1], inputs[1]
@@ -60,5 +65,7 @@ def plan(inputs: list[str], output: str | None, suffixes: set[str], new_suffix: 
         jobs.append(Job(src, str((out_dir / rel).with_suffix(new_suffix))))
     dsts = [j.dst for j in jobs]
     if len(set(dsts)) != len(dsts):
-        raise GrmError(f"several inputs would write the same file in {out_dir}; code them in separate runs")
+        raise GrmError(
+            f"several inputs would write the same file in {out_dir}; code them in separate runs"
+        )
     return jobs

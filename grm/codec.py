@@ -38,9 +38,16 @@ def encode_array(lm: LoadedModel, rgb: np.ndarray) -> EncodeResult:
     t = time.perf_counter()
     with torch.no_grad(), memory_errors():
         strings, y_sym = lm.model.compress(uint8_view(rgb))
-    data = container.pack(container.GrmFile(
-        lm.name[:container.MAX_NAME], lm.weights_hash, h, w,
-        container.symbols_checksum(y_sym), tuple(strings)))
+    data = container.pack(
+        container.GrmFile(
+            lm.name[: container.MAX_NAME],
+            lm.weights_hash,
+            h,
+            w,
+            container.symbols_checksum(y_sym),
+            tuple(strings),
+        )
+    )
     return EncodeResult(data, y_sym, time.perf_counter() - t, h, w)
 
 
@@ -51,30 +58,36 @@ def encode_array(lm: LoadedModel, rgb: np.ndarray) -> EncodeResult:
 MAX_DECODE_PIXELS = 7680 * 4320
 
 
-def decode_bytes(lm: LoadedModel, data: bytes,
-                 max_pixels: int = MAX_DECODE_PIXELS) -> tuple[np.ndarray, torch.Tensor]:
+def decode_bytes(
+    lm: LoadedModel, data: bytes, max_pixels: int = MAX_DECODE_PIXELS
+) -> tuple[np.ndarray, torch.Tensor]:
     """Bytes → (H, W, 3) uint8 and ŷ. Never returns a wrong image: checks model and ŷ."""
     f = container.unpack(data)
     if f.height * f.width > max_pixels:
-        raise FormatError(f"the file declares {f.width}x{f.height} = {f.height * f.width:,} pixels, above "
-                          f"the decoder's limit of {max_pixels:,} (raise it with --max-pixels)")
+        raise FormatError(
+            f"the file declares {f.width}x{f.height} = {f.height * f.width:,} pixels, above "
+            f"the decoder's limit of {max_pixels:,} (raise it with --max-pixels)"
+        )
     if f.weights_hash != lm.weights_hash:
         raise ModelMismatchError(
             f"file was written with model {f.model_name!r} ({f.weights_hash.hex()[:12]}), "
-            f"not {lm.name!r} ({lm.weights_hash.hex()[:12]})")
+            f"not {lm.name!r} ({lm.weights_hash.hex()[:12]})"
+        )
     if len(f.streams) != 2:
         raise FormatError("corrupt .grm file (expected 2 streams)")
     ensure_coding_tables(lm.model)
     try:
-        with torch.no_grad(), memory_errors():    # not the file's fault: said as such
+        with torch.no_grad(), memory_errors():  # not the file's fault: said as such
             x_hat, y_sym = lm.model.decompress(list(f.streams), f.height, f.width)
     except GrmError:
         raise
     except (RuntimeError, ValueError, IndexError, OverflowError) as e:
         raise DecodeError(f"bitstream could not be decoded ({e})") from None
     if container.symbols_checksum(y_sym) != f.symbols_checksum:
-        raise DecodeError("decoded latents do not match the encoder's checksum "
-                          "(corrupt stream or a decoder that differs from the encoder)")
+        raise DecodeError(
+            "decoded latents do not match the encoder's checksum "
+            "(corrupt stream or a decoder that differs from the encoder)"
+        )
     return to_uint8(x_hat), y_sym
 
 

@@ -44,6 +44,7 @@ class GrmFile:
 def symbols_checksum(symbols) -> bytes:
     """Checksum of the decoded latents: as int32 when integral (grm), else float32 bits."""
     import numpy as np
+
     arr = symbols.detach().cpu().numpy() if hasattr(symbols, "detach") else np.asarray(symbols)
     integral = np.array_equal(arr, np.round(arr))
     data = arr.astype("<i4") if integral else arr.astype("<f4")
@@ -52,8 +53,10 @@ def symbols_checksum(symbols) -> bytes:
 
 def check_size(height: int, width: int) -> None:
     if not (1 <= height < MAX_SIDE and 1 <= width < MAX_SIDE) or height * width > MAX_PIXELS:
-        raise FormatError(f"image size {width}x{height} is outside the supported range "
-                          f"(each side < {MAX_SIDE}, at most {MAX_PIXELS} pixels)")
+        raise FormatError(
+            f"image size {width}x{height} is outside the supported range "
+            f"(each side < {MAX_SIDE}, at most {MAX_PIXELS} pixels)"
+        )
 
 
 def pack(f: GrmFile) -> bytes:
@@ -65,10 +68,17 @@ def pack(f: GrmFile) -> bytes:
     if not 1 <= len(f.streams) <= MAX_STREAMS:
         raise FormatError(f"1 to {MAX_STREAMS} streams allowed")
     check_size(f.height, f.width)
-    parts = [MAGIC, struct.pack(">BB", VERSION, len(name)), name, f.weights_hash,
-             struct.pack(">II", f.height, f.width), f.symbols_checksum,
-             struct.pack(">B", len(f.streams)),
-             b"".join(struct.pack(">I", len(s)) for s in f.streams), *f.streams]
+    parts = [
+        MAGIC,
+        struct.pack(">BB", VERSION, len(name)),
+        name,
+        f.weights_hash,
+        struct.pack(">II", f.height, f.width),
+        f.symbols_checksum,
+        struct.pack(">B", len(f.streams)),
+        b"".join(struct.pack(">I", len(s)) for s in f.streams),
+        *f.streams,
+    ]
     body = b"".join(parts)
     return body + struct.pack(">I", zlib.crc32(body))
 
@@ -80,7 +90,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > self.end:
             raise FormatError("truncated .grm file")
-        out = self.data[self.pos:self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -90,14 +100,18 @@ class _Reader:
 
 def unpack(data: bytes) -> GrmFile:
     data = bytes(data)
-    if len(data) < len(MAGIC) + 1 or data[:len(MAGIC)] != MAGIC:
+    if len(data) < len(MAGIC) + 1 or data[: len(MAGIC)] != MAGIC:
         raise FormatError("not a .grm file (bad magic)")
     if data[len(MAGIC)] == 1:
-        raise FormatError("this .grm file was written by an older grm (format 1) whose float entropy model "
-                          "decodes only on the machine and thread count that wrote it; re-encode the source "
-                          "image with this grm (format 2 files decode on any machine)")
+        raise FormatError(
+            "this .grm file was written by an older grm (format 1) whose float entropy model "
+            "decodes only on the machine and thread count that wrote it; re-encode the source "
+            "image with this grm (format 2 files decode on any machine)"
+        )
     if data[len(MAGIC)] != VERSION:
-        raise FormatError(f"unsupported .grm format version {data[len(MAGIC)]} (this grm reads {VERSION})")
+        raise FormatError(
+            f"unsupported .grm format version {data[len(MAGIC)]} (this grm reads {VERSION})"
+        )
     if len(data) < len(MAGIC) + 4 + 4:
         raise FormatError("truncated .grm file")
     (crc,) = struct.unpack(">I", data[-4:])

@@ -40,12 +40,19 @@ class OutOfMemoryError(GrmError):
 def out_of_memory(e: BaseException) -> OutOfMemoryError | None:
     """The error to raise when e is an allocation failure (torch raises RuntimeError)."""
     text = str(e)
-    if not (isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and
-                                           ("can't allocate memory" in text or "out of memory" in text))):
+    if not (
+        isinstance(e, MemoryError)
+        or (
+            isinstance(e, RuntimeError)
+            and ("can't allocate memory" in text or "out of memory" in text)
+        )
+    ):
         return None
     m = re.search(r"allocate (\d+) bytes", text)
-    need = f" (an allocation of {int(m.group(1)) / 2 ** 30:.1f} GiB failed)" if m else ""
-    return OutOfMemoryError(f"out of memory{need}: this image needs more memory than the machine allows")
+    need = f" (an allocation of {int(m.group(1)) / 2**30:.1f} GiB failed)" if m else ""
+    return OutOfMemoryError(
+        f"out of memory{need}: this image needs more memory than the machine allows"
+    )
 
 
 @contextmanager

@@ -44,6 +44,7 @@ def read_image(src: str | Path | bytes, label: str = "<stdin>") -> tuple[np.ndar
     ``src`` is a path, or the bytes of an image file (stdin), named ``label`` in messages.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
+
     if isinstance(src, (bytes, bytearray)):
         if not src:
             raise ImageError(f"{label}: empty file")
@@ -70,7 +71,9 @@ def read_image(src: str | Path | bytes, label: str = "<stdin>") -> tuple[np.ndar
             finally:
                 Image.MAX_IMAGE_PIXELS = old
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{path}: refused, too many pixels (possible decompression bomb): {e}") from None
+        raise ImageError(
+            f"{path}: refused, too many pixels (possible decompression bomb): {e}"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -123,6 +126,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
 def png_bytes(arr: np.ndarray, compress_level: int = 6) -> bytes:
     """PNG bytes of a uint8 array; shards take level 1 (fast to write, decoded once per epoch)."""
     from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()

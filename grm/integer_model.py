@@ -19,9 +19,9 @@ from .integer_ops import ACT_LIMIT, FRAC, QLayer, conv2d, conv_transpose2d, line
 from .integer_tables import TABLE_NAMES, Tables, build_tables
 from .strides import STRIDE, Y_STRIDE
 
-MAX_SYMBOL = 1 << 15    # ŷ is clamped to ±MAX_SYMBOL so every value has a code
+MAX_SYMBOL = 1 << 15  # ŷ is clamped to ±MAX_SYMBOL so every value has a code
 PREFIX = "coder."
-VERSION = 1             # of the integer arithmetic; stored with the tensors
+VERSION = 1  # of the integer arithmetic; stored with the tensors
 
 
 def _net_convs(net) -> list[torch.nn.Conv2d]:
@@ -33,20 +33,27 @@ class Layout:
     """What the coder needs besides the numbers: which ŷ positions each layer reads and
     in which order positions are coded. The coder reads it from here alone, so whether a
     file decodes never depends on the attribute names of the float ``nn.Module``."""
-    channels: int                          # M
-    reference: bool                        # the global reference is used
-    only_last: bool                        # likelihood of the final stage only
-    decode_order: str                      # wavefront | raster
+
+    channels: int  # M
+    reference: bool  # the global reference is used
+    only_last: bool  # likelihood of the final stage only
+    decode_order: str  # wavefront | raster
     ctx_taps: tuple[tuple[int, int], ...]  # (dy, dx) of the local context's causal taps
     ref_taps: tuple[tuple[int, int], ...]  # (dy, dx) of the reference feature's taps
-    upsample: int                          # ŷ positions per ẑ position, along each side
+    upsample: int  # ŷ positions per ẑ position, along each side
 
     @classmethod
     def of(cls, model) -> "Layout":
         cfg = model.config
-        return cls(cfg.M, cfg.reference == "on", cfg.likelihood == "final-stage", cfg.decode_order,
-                   tuple(model.context.causal_taps()[1]), tuple(model.ref_conv.causal_taps()[1]),
-                   STRIDE // Y_STRIDE)
+        return cls(
+            cfg.M,
+            cfg.reference == "on",
+            cfg.likelihood == "final-stage",
+            cfg.decode_order,
+            tuple(model.context.causal_taps()[1]),
+            tuple(model.ref_conv.causal_taps()[1]),
+            STRIDE // Y_STRIDE,
+        )
 
 
 class IntegerEntropyModel:
@@ -59,9 +66,14 @@ class IntegerEntropyModel:
             stage = [layers[f"s{k}.{i}"] for k in (1, 2, 3)]
             if len({layer.weight.shape[0] for layer in stage}) != 1:
                 raise ValueError(f"the parameter networks' layer {i} differ in width")
-            self._stacked.append((stage, torch.stack([layer.mult for layer in stage]),
-                                  torch.stack([layer.mult_neg for layer in stage]),
-                                  any(layer.leaky for layer in stage)))
+            self._stacked.append(
+                (
+                    stage,
+                    torch.stack([layer.mult for layer in stage]),
+                    torch.stack([layer.mult_neg for layer in stage]),
+                    any(layer.leaky for layer in stage),
+                )
+            )
 
     @property
     def M(self) -> int:
@@ -82,7 +94,11 @@ class IntegerEntropyModel:
         layers = {}
         hs = _net_convs(model.h_s)
         for i, conv in enumerate(hs):
-            w = conv.weight.transpose(0, 1) if isinstance(conv, torch.nn.ConvTranspose2d) else conv.weight
+            w = (
+                conv.weight.transpose(0, 1)
+                if isinstance(conv, torch.nn.ConvTranspose2d)
+                else conv.weight
+            )
             layers[f"hs{i}"] = QLayer.quantise(w, conv.bias, FRAC, ACT_LIMIT, leaky=i < len(hs) - 1)
         for name, masked in (("ctx", model.context), ("ref", model.ref_conv)):
             w, _ = masked.causal_taps()
@@ -90,8 +106,9 @@ class IntegerEntropyModel:
         for k, net in enumerate((model.stage1, model.stage2, model.stage3), 1):
             convs = _net_convs(net)
             for i, conv in enumerate(convs):
-                layers[f"s{k}.{i}"] = QLayer.quantise(conv.weight.flatten(1), conv.bias, FRAC, ACT_LIMIT,
-                                                      leaky=i < len(convs) - 1)
+                layers[f"s{k}.{i}"] = QLayer.quantise(
+                    conv.weight.flatten(1), conv.bias, FRAC, ACT_LIMIT, leaky=i < len(convs) - 1
+                )
         return cls(layers, Tables(build_tables()), Layout.of(model))
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -105,27 +122,40 @@ class IntegerEntropyModel:
     def from_tensors(cls, tensors: dict[str, torch.Tensor], model) -> "IntegerEntropyModel":
         version = tensors.get(f"{PREFIX}version")
         if version is None or int(version[0]) != VERSION:
-            raise ValueError(f"integer entropy model version {None if version is None else int(version[0])}, "
-                             f"this grm reads {VERSION}")
-        names = {k[len(PREFIX):].rsplit(".", 1)[0] for k in tensors if k.endswith(".mult")}
+            raise ValueError(
+                f"integer entropy model version {None if version is None else int(version[0])}, "
+                f"this grm reads {VERSION}"
+            )
+        names = {k[len(PREFIX) :].rsplit(".", 1)[0] for k in tensors if k.endswith(".mult")}
         layers = {n: QLayer.from_tensors(tensors, PREFIX + n) for n in names}
-        tables = Tables({k: tensors[f"{PREFIX}table.{k}"] for k in TABLE_NAMES if f"{PREFIX}table.{k}" in tensors})
-        expected = {"hs0", "hs1", "hs2", "ctx", "ref"} | {f"s{k}.{i}" for k in (1, 2, 3) for i in range(3)}
+        tables = Tables(
+            {
+                k: tensors[f"{PREFIX}table.{k}"]
+                for k in TABLE_NAMES
+                if f"{PREFIX}table.{k}" in tensors
+            }
+        )
+        expected = {"hs0", "hs1", "hs2", "ctx", "ref"} | {
+            f"s{k}.{i}" for k in (1, 2, 3) for i in range(3)
+        }
         if names != expected:
-            raise ValueError(f"integer entropy model layers {sorted(names)} do not match {sorted(expected)}")
+            raise ValueError(
+                f"integer entropy model layers {sorted(names)} do not match {sorted(expected)}"
+            )
         return cls(layers, tables, Layout.of(model))
 
     def to(self, device) -> "IntegerEntropyModel":
         """The same model with its integers on ``device`` (exact on any of them)."""
         if self.tables.phi.device == torch.device(device):
             return self
-        return IntegerEntropyModel({k: v.to(device) for k, v in self.layers.items()}, self.tables.to(device),
-                                   self.layout)
+        return IntegerEntropyModel(
+            {k: v.to(device) for k, v in self.layers.items()}, self.tables.to(device), self.layout
+        )
 
     # -- evaluation ---------------------------------------------------------------------
     def hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
         """ẑ (1, N, h/4, w/4) → ψ as (h·w, 2M) rows of integers (exact in float32)."""
-        x = torch.round(z_hat[0].double() * 2 ** FRAC).clamp_(-ACT_LIMIT, ACT_LIMIT).float()
+        x = torch.round(z_hat[0].double() * 2**FRAC).clamp_(-ACT_LIMIT, ACT_LIMIT).float()
         x = conv_transpose2d(x, self.layers["hs0"])
         x = conv_transpose2d(x, self.layers["hs1"])
         return conv2d(x, self.layers["hs2"], as_rows=True)
@@ -142,12 +172,17 @@ class IntegerEntropyModel:
         """The three parameter networks → (logits, means, σ indices), each (3, P, M) int.
 
         Stage k reads the first 2M·k columns of [φ_loc, φ_ref, ψ]."""
-        x = torch.cat([phi_loc, phi_ref, psi], 1)                                  # P, 6M (float64)
-        inputs = [x[:, :2 * self.M * k] for k in (1, 2, 3)]
+        x = torch.cat([phi_loc, phi_ref, psi], 1)  # P, 6M (float64)
+        inputs = [x[:, : 2 * self.M * k] for k in (1, 2, 3)]
         for stage, mult, neg, leaky in self._stacked:
-            acc = torch.stack([integer_ops.matmul(inp, layer.weight.t(), layer.bias)
-                               for inp, layer in zip(inputs, stage)], 1)
-            x = requantise(acc, mult, neg, leaky)                                       # P, 3, width
+            acc = torch.stack(
+                [
+                    integer_ops.matmul(inp, layer.weight.t(), layer.bias)
+                    for inp, layer in zip(inputs, stage)
+                ],
+                1,
+            )
+            x = requantise(acc, mult, neg, leaky)  # P, 3, width
             inputs = x.unbind(1)
         logits, means, log_scales = x.transpose(0, 1).long().split(self.M, -1)
         return logits, means, self.tables.scale_index(log_scales)

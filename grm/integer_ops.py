@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-FRAC = 10                  # activations are integers in units of 2^-FRAC
-ACT_LIMIT = 1 << 22        # |activation| ≤ 4096 in real units
+FRAC = 10  # activations are integers in units of 2^-FRAC
+ACT_LIMIT = 1 << 22  # |activation| ≤ 4096 in real units
 WEIGHT_MAX = (1 << 15) - 1  # per output channel, the largest |weight| maps to this
 EXACT = float(1 << 53)
-SLOPE = 0.01               # nn.LeakyReLU's default negative slope
+SLOPE = 0.01  # nn.LeakyReLU's default negative slope
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
@@ -43,12 +43,15 @@ class QLayer:
 
     def __post_init__(self):
         if bool((self.mult_neg > self.mult).any()):
-            raise ValueError("an entropy-model layer has a negative-side multiplier above its positive one")
+            raise ValueError(
+                "an entropy-model layer has a negative-side multiplier above its positive one"
+            )
         self.leaky = not torch.equal(self.mult, self.mult_neg)
 
     @classmethod
-    def quantise(cls, weight: torch.Tensor, bias: torch.Tensor, in_frac: int, in_limit: int,
-                 leaky: bool) -> "QLayer":
+    def quantise(
+        cls, weight: torch.Tensor, bias: torch.Tensor, in_frac: int, in_limit: int, leaky: bool
+    ) -> "QLayer":
         """Float weights (out, in[, kh, kw]) → integer layer with output in units 2^-FRAC."""
         w = weight.detach().double().cpu().contiguous()
         b = bias.detach().double().cpu()
@@ -57,13 +60,15 @@ class QLayer:
         step = torch.where(step > 0, step, torch.ones_like(step))
         shape = (-1,) + (1,) * (w.dim() - 1)
         w_int = torch.round(w / step.view(shape))
-        acc_unit = step * 2.0 ** -in_frac          # real value of one accumulator unit
+        acc_unit = step * 2.0**-in_frac  # real value of one accumulator unit
         b_int = torch.round(b / acc_unit)
         bound = w_int.flatten(1).abs().sum(1) * in_limit + b_int.abs()
         if float(bound.max()) >= EXACT:
-            raise ValueError("an entropy-model layer could overflow exact float64 sums; "
-                             "its weights or inputs are too large to export")
-        mult = acc_unit * 2.0 ** FRAC
+            raise ValueError(
+                "an entropy-model layer could overflow exact float64 sums; "
+                "its weights or inputs are too large to export"
+            )
+        mult = acc_unit * 2.0**FRAC
         return cls(w_int, b_int, mult, mult * SLOPE if leaky else mult)
 
     def requantise(self, acc: torch.Tensor, dim: int) -> torch.Tensor:
@@ -75,23 +80,33 @@ class QLayer:
 
     # -- storage: small integer weights, exact scalars ---------------------------------
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        return {f"{prefix}.weight": self.weight.to(torch.int16), f"{prefix}.bias": self.bias.to(torch.int64),
-                f"{prefix}.mult": self.mult.clone(), f"{prefix}.mult_neg": self.mult_neg.clone()}
+        return {
+            f"{prefix}.weight": self.weight.to(torch.int16),
+            f"{prefix}.bias": self.bias.to(torch.int64),
+            f"{prefix}.mult": self.mult.clone(),
+            f"{prefix}.mult_neg": self.mult_neg.clone(),
+        }
 
     @classmethod
     def from_tensors(cls, t: dict[str, torch.Tensor], prefix: str) -> "QLayer":
-        return cls(t[f"{prefix}.weight"].double(), t[f"{prefix}.bias"].double(),
-                   t[f"{prefix}.mult"].double(), t[f"{prefix}.mult_neg"].double())
+        return cls(
+            t[f"{prefix}.weight"].double(),
+            t[f"{prefix}.bias"].double(),
+            t[f"{prefix}.mult"].double(),
+            t[f"{prefix}.mult_neg"].double(),
+        )
 
     def to(self, device) -> "QLayer":
         return QLayer(*(x.to(device) for x in (self.weight, self.bias, self.mult, self.mult_neg)))
 
 
-def requantise(acc: torch.Tensor, mult: torch.Tensor, neg: torch.Tensor, leaky: bool) -> torch.Tensor:
+def requantise(
+    acc: torch.Tensor, mult: torch.Tensor, neg: torch.Tensor, leaky: bool
+) -> torch.Tensor:
     """Accumulators (consumed) → output units: one correctly rounded multiply by ``mult``
     (``neg`` for negative accumulators: the LeakyReLU), round half to even, clamp.
     The multipliers broadcast against acc's trailing axes."""
-    if leaky:      # mult ≥ neg: the larger product is the one for acc's sign
+    if leaky:  # mult ≥ neg: the larger product is the one for acc's sign
         acc = torch.maximum(acc * mult, acc.mul_(neg))
     else:
         acc.mul_(mult)
@@ -117,15 +132,19 @@ def _in_bands(op, x: torch.Tensor, layer: QLayer, up: int, as_rows: bool) -> tor
     for r0 in range(0, h, BAND):
         r1 = min(h, r0 + BAND)
         a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
-        part = op(x[:, a0:a1], layer)[:, (r0 - a0) * up:(r1 - a0) * up]
+        part = op(x[:, a0:a1], layer)[:, (r0 - a0) * up : (r1 - a0) * up]
         if out is None:
-            shape = (h * up * part.shape[2], part.shape[0]) if as_rows else (part.shape[0], h * up, part.shape[2])
+            shape = (
+                (h * up * part.shape[2], part.shape[0])
+                if as_rows
+                else (part.shape[0], h * up, part.shape[2])
+            )
             out = torch.empty(shape, dtype=part.dtype, device=part.device)
         if as_rows:
             first, n = r0 * up * part.shape[2], part.shape[1] * part.shape[2]
-            out[first:first + n] = part.flatten(1).t()
+            out[first : first + n] = part.flatten(1).t()
         else:
-            out[:, r0 * up:r1 * up] = part
+            out[:, r0 * up : r1 * up] = part
     return out
 
 
@@ -137,7 +156,9 @@ def _conv2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     acc = layer.bias.view(-1, 1).expand(-1, h * w).clone()
     for ky in range(k):
         for kx in range(k):
-            acc += matmul(layer.weight[:, :, ky, kx], xp[:, ky:ky + h, kx:kx + w].reshape(c, -1).double())
+            acc += matmul(
+                layer.weight[:, :, ky, kx], xp[:, ky : ky + h, kx : kx + w].reshape(c, -1).double()
+            )
     return layer.requantise(acc, 0).view(-1, h, w).float()
 
 
@@ -145,13 +166,15 @@ def _conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     c, h, w = x.shape
     k = layer.weight.shape[-1]
     p = k // 2
-    out = torch.zeros(layer.weight.shape[0], 2 * h + k - 1, 2 * w + k - 1, dtype=torch.float64, device=x.device)
+    out = torch.zeros(
+        layer.weight.shape[0], 2 * h + k - 1, 2 * w + k - 1, dtype=torch.float64, device=x.device
+    )
     flat = x.reshape(c, -1).double()
     for ky in range(k):
         for kx in range(k):
             part = matmul(layer.weight[:, :, ky, kx], flat).view(-1, h, w)
-            out[:, ky:ky + 2 * h:2, kx:kx + 2 * w:2] += part
-    acc = out[:, p:p + 2 * h, p:p + 2 * w] + layer.bias.view(-1, 1, 1)
+            out[:, ky : ky + 2 * h : 2, kx : kx + 2 * w : 2] += part
+    acc = out[:, p : p + 2 * h, p : p + 2 * w] + layer.bias.view(-1, 1, 1)
     return layer.requantise(acc, 0).float()
 
 

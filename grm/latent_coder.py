@@ -46,17 +46,20 @@ def _best_reference(d, d_norm, cand, cand_norm, largest: int):
     in blocks, and a later block wins only with a strictly larger cosine, as one argmax
     over all of them would choose.
     """
-    exact32 = torch.get_float32_matmul_precision() == "highest" and \
-        (d.shape[1] * largest * largest < 2 ** 24 or float(d.abs().sum(1).max()) * largest < 2 ** 24)
+    exact32 = torch.get_float32_matmul_precision() == "highest" and (
+        d.shape[1] * largest * largest < 2**24 or float(d.abs().sum(1).max()) * largest < 2**24
+    )
     q = d if exact32 else d.double()
     best = best_j = None
     for start in range(0, cand.shape[0], CANDIDATES):
-        block = cand[start:start + CANDIDATES]
+        block = cand[start : start + CANDIDATES]
         dots = integer_ops.matmul(q, (block if exact32 else block.double()).t())
         # norms are 0 or ≥ 1: a zero descriptor has zero dot products, so 0 / 1 = 0
-        denom = (d_norm.unsqueeze(1) * cand_norm[start:start + CANDIDATES].unsqueeze(0)).clamp_(min=1.0)
-        cos = torch.div(dots, denom)         # float64: the float32 dots convert exactly
-        val, j = cos.max(1)      # the first of equal maxima, as argmax
+        denom = (d_norm.unsqueeze(1) * cand_norm[start : start + CANDIDATES].unsqueeze(0)).clamp_(
+            min=1.0
+        )
+        cos = torch.div(dots, denom)  # float64: the float32 dots convert exactly
+        val, j = cos.max(1)  # the first of equal maxima, as argmax
         if best is None:
             best, best_j = val, j
         else:
@@ -78,7 +81,7 @@ def _run(coder: IntegerEntropyModel, z_hat: torch.Tensor, code_group) -> torch.T
     coder = coder.to(device)
     tables, layout = coder.tables, coder.layout
     M = coder.M
-    psi = coder.hyper(z_hat)                                              # h·w, 2M
+    psi = coder.hyper(z_hat)  # h·w, 2M
     h, w = (n * layout.upsample for n in z_hat.shape[-2:])
     n = h * w
     groups = decode_groups(h, w, layout.decode_order)
@@ -87,7 +90,7 @@ def _run(coder: IntegerEntropyModel, z_hat: torch.Tensor, code_group) -> torch.T
     order = torch.cat(groups).to(device)
     r, c = order // w + PAD, order % w + PAD
     stride = w + 2 * PAD
-    ybuf = torch.zeros((h + PAD) * stride, M, device=device)   # ŷ, channels-last, zero margin of PAD
+    ybuf = torch.zeros((h + PAD) * stride, M, device=device)  # ŷ, channels-last, zero margin of PAD
     at_self = r * stride + c
     at_ctx = _flat_taps(r, c, layout.ctx_taps, stride)
     at_dsc = _flat_taps(r, c, DESCRIPTOR_TAPS, stride)
@@ -112,21 +115,32 @@ def _run(coder: IntegerEntropyModel, z_hat: torch.Tensor, code_group) -> torch.T
             if done > 0:
                 j, sim = _best_reference(d, norm[now], desc[:done], norm[:done], largest)
                 bias = tables.log(sim) + log_conf.index_select(0, j)
-                phi_ref = coder.reference_feature(ybuf.index_select(0, at_ref.index_select(0, j).flatten()).view(p, -1))
+                phi_ref = coder.reference_feature(
+                    ybuf.index_select(0, at_ref.index_select(0, j).flatten()).view(p, -1)
+                )
             else:
                 bias = first_bias.expand(p)
-        logits, means, scale_idx = coder.stages(phi_loc, phi_ref, psi.index_select(0, idx))        # each 3, P, M
+        logits, means, scale_idx = coder.stages(
+            phi_loc, phi_ref, psi.index_select(0, idx)
+        )  # each 3, P, M
         if bias is not None:
             logits[1] += bias.view(p, 1)
-        sym = code_group(idx, tables.coding_tables(logits.reshape(3, -1), means.reshape(3, -1),
-                                                   scale_idx.reshape(3, -1), coder.only_last)).to(device)
+        sym = code_group(
+            idx,
+            tables.coding_tables(
+                logits.reshape(3, -1),
+                means.reshape(3, -1),
+                scale_idx.reshape(3, -1),
+                coder.only_last,
+            ),
+        ).to(device)
         ybuf.index_copy_(0, at_self[now], sym)
         largest = max(largest, int(sym.abs().max()))
         if coder.reference:
             mass = tables.bin_prob(sym, means[0], scale_idx[0]).sum(1)
             log_conf[now] = tables.log(mass.double() / (M << CDF_BITS))
         done += p
-    grid = ybuf.view(h + PAD, stride, M)[PAD:, PAD:PAD + w]
+    grid = ybuf.view(h + PAD, stride, M)[PAD:, PAD : PAD + w]
     return grid.permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
@@ -154,10 +168,10 @@ def encode_latents(coder: IntegerEntropyModel, y_sym: torch.Tensor, z_hat: torch
     _check_single(z_hat)
     enc = constriction.stream.queue.RangeEncoder()
     window, wide = _models()
-    flat = y_sym[0].flatten(1).t()   # HW, M (a view: no copy of ŷ)
+    flat = y_sym[0].flatten(1).t()  # HW, M (a view: no copy of ŷ)
 
     def write(idx, t: CodingTables):
-        sym = flat[idx] + 0.0        # +0.0 turns -0 into 0
+        sym = flat[idx] + 0.0  # +0.0 turns -0 into 0
         values = sym.flatten().cpu().numpy().astype(np.int32)
         symbols, escaped = _window_symbols(values, t)
         enc.encode(symbols, window, t.probs)

@@ -17,9 +17,11 @@ def channel_mix(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     b, c, h, w = x.shape
     o = weight.shape[0]
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        rows = x.permute(0, 2, 3, 1).reshape(-1, c)                     # the coding paths
+        rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # the coding paths
         return torch.addmm(bias, rows, weight.t()).view(b, h, w, o).permute(0, 3, 1, 2)
-    out = torch.baddbmm(bias.view(1, o, 1), weight.expand(b, o, c), x.contiguous().view(b, c, h * w))
+    out = torch.baddbmm(
+        bias.view(1, o, 1), weight.expand(b, o, c), x.contiguous().view(b, c, h * w)
+    )
     return out.view(b, o, h, w)
 
 
@@ -31,8 +33,15 @@ class GSDN(nn.Module):
     With ``subtractive=False`` this is exactly GDN / IGDN.
     """
 
-    def __init__(self, channels: int, inverse: bool = False, subtractive: bool = True,
-                 beta_min: float = 1e-6, gamma_init: float = 0.1, shift_init: float = 0.1):
+    def __init__(
+        self,
+        channels: int,
+        inverse: bool = False,
+        subtractive: bool = True,
+        beta_min: float = 1e-6,
+        gamma_init: float = 0.1,
+        shift_init: float = 0.1,
+    ):
         super().__init__()
         self.inverse = inverse
         self.subtractive = subtractive
@@ -44,23 +53,31 @@ class GSDN(nn.Module):
             self.shift_reparam = NonNegativeParametrizer()
             # beta' = 0 and gamma' = 0.1 I at init, kept non-negative like beta/gamma.
             self.beta_shift = nn.Parameter(self.shift_reparam.init(torch.zeros(channels)))
-            self.gamma_shift = nn.Parameter(self.shift_reparam.init(shift_init * torch.eye(channels)))
+            self.gamma_shift = nn.Parameter(
+                self.shift_reparam.init(shift_init * torch.eye(channels))
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Written to make as few passes over the (large) feature maps as possible:
         # the subtraction folded into the matrix (I - G'), addcmul.
-        denom = channel_mix(torch.square(x), self.gamma_reparam(self.gamma), self.beta_reparam(self.beta))
+        denom = channel_mix(
+            torch.square(x), self.gamma_reparam(self.gamma), self.beta_reparam(self.beta)
+        )
         if self.inverse:
             scale = torch.sqrt(denom)
             if not self.subtractive:
                 return x * scale
-            shift = channel_mix(x, self.shift_reparam(self.gamma_shift), self.shift_reparam(self.beta_shift))
+            shift = channel_mix(
+                x, self.shift_reparam(self.gamma_shift), self.shift_reparam(self.beta_shift)
+            )
             return torch.addcmul(shift, x, scale)
         scale = torch.rsqrt(denom)
         if not self.subtractive:
             return x * scale
         eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        centred = channel_mix(x, eye - self.shift_reparam(self.gamma_shift), -self.shift_reparam(self.beta_shift))
+        centred = channel_mix(
+            x, eye - self.shift_reparam(self.gamma_shift), -self.shift_reparam(self.beta_shift)
+        )
         return centred * scale
 
 
@@ -102,7 +119,11 @@ class MaskedConv2d(nn.Conv2d):
         which skips the masked-out zeros a full convolution would compute.
         """
         k = self.kernel_size[0] // 2
-        offs = [(dy, dx) for dy in range(-k, k + 1) for dx in range(-k, k + 1)
-                if self.mask[0, 0, dy + k, dx + k] > 0]
+        offs = [
+            (dy, dx)
+            for dy in range(-k, k + 1)
+            for dx in range(-k, k + 1)
+            if self.mask[0, 0, dy + k, dx + k] > 0
+        ]
         w = torch.stack([self.weight[:, :, dy + k, dx + k] for dy, dx in offs], dim=1)
         return w.reshape(self.out_channels, -1), offs

@@ -37,8 +37,9 @@ def gaussian_bin_prob(v: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) 
     return _phi((0.5 - d) / scale) - _phi((-0.5 - d) / scale)
 
 
-def mixture_likelihood(v: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
-                       scales: torch.Tensor) -> torch.Tensor:
+def mixture_likelihood(
+    v: torch.Tensor, logits: torch.Tensor, means: torch.Tensor, scales: torch.Tensor
+) -> torch.Tensor:
     """Likelihood of integer-binned v under a mixture stacked on dim 0 of the params."""
     w = torch.softmax(logits, dim=0)
     p = (w * gaussian_bin_prob(v.unsqueeze(0), means, scales)).sum(0)
@@ -55,7 +56,7 @@ class CodingTables:
     Gaussian of width ``spread[c]`` around ``centre[c]``.
     """
 
-    probs: np.ndarray       # (C, L+1) float64 holding integers (the coder normalises)
-    offsets: np.ndarray     # (C,) int32
-    centre: np.ndarray      # (C,) float64
-    spread: np.ndarray      # (C,) float64
+    probs: np.ndarray  # (C, L+1) float64 holding integers (the coder normalises)
+    offsets: np.ndarray  # (C,) int32
+    centre: np.ndarray  # (C,) float64
+    spread: np.ndarray  # (C,) float64

@@ -26,14 +26,13 @@ from .settings import from_known_keys
 from .tiling import TILE, tiled
 
 
-
 @dataclass(frozen=True)
 class GRMConfig:
     N: int = 192
     M: int = 384
-    hidden: int = 0          # width of the parameter networks; 0 means 3·M
-    norm: str = "gsdn"       # gsdn | gdn
-    reference: str = "on"    # on | off
+    hidden: int = 0  # width of the parameter networks; 0 means 3·M
+    norm: str = "gsdn"  # gsdn | gdn
+    reference: str = "on"  # on | off
     likelihood: str = "mixture"  # mixture | final-stage
     decode_order: str = "wavefront"  # wavefront | raster (same search causality in training)
 
@@ -41,9 +40,12 @@ class GRMConfig:
         # YAML reads a bare on/off as a boolean: accept it.
         if isinstance(self.reference, bool):
             object.__setattr__(self, "reference", "on" if self.reference else "off")
-        for key, allowed in (("norm", ("gsdn", "gdn")), ("reference", ("on", "off")),
-                             ("likelihood", ("mixture", "final-stage")),
-                             ("decode_order", ("raster", "wavefront"))):
+        for key, allowed in (
+            ("norm", ("gsdn", "gdn")),
+            ("reference", ("on", "off")),
+            ("likelihood", ("mixture", "final-stage")),
+            ("decode_order", ("raster", "wavefront")),
+        ):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.N < 1 or self.M < 1 or self.hidden < 0:
@@ -91,13 +93,19 @@ def _conv(cin, cout, k=5, stride=2):
 
 
 def _deconv(cin, cout, k=5, stride=2):
-    return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1)
+    return nn.ConvTranspose2d(
+        cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1
+    )
 
 
 def _param_net(cin, hidden, cout):
-    return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.LeakyReLU(inplace=True),
-                         nn.Conv2d(hidden, hidden, 1), nn.LeakyReLU(inplace=True),
-                         nn.Conv2d(hidden, cout, 1))
+    return nn.Sequential(
+        nn.Conv2d(cin, hidden, 1),
+        nn.LeakyReLU(inplace=True),
+        nn.Conv2d(hidden, hidden, 1),
+        nn.LeakyReLU(inplace=True),
+        nn.Conv2d(hidden, cout, 1),
+    )
 
 
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -140,15 +148,38 @@ class GRM(CompressionModel):
         super().__init__()
         cfg = self.config = config_from(config)
         N, M, H = cfg.N, cfg.M, cfg.width
-        self.g_a = nn.Sequential(_conv(3, N), make_norm(cfg.norm, N), _conv(N, N), make_norm(cfg.norm, N),
-                                 _conv(N, N), make_norm(cfg.norm, N), _conv(N, M))
-        self.g_s = nn.Sequential(_deconv(M, N), make_norm(cfg.norm, N, True), _deconv(N, N),
-                                 make_norm(cfg.norm, N, True), _deconv(N, N), make_norm(cfg.norm, N, True),
-                                 _deconv(N, 3))
-        self.h_a = nn.Sequential(_conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), _conv(N, N),
-                                 nn.LeakyReLU(inplace=True), _conv(N, N))
-        self.h_s = nn.Sequential(_deconv(N, M), nn.LeakyReLU(inplace=True), _deconv(M, M * 3 // 2),
-                                 nn.LeakyReLU(inplace=True), _conv(M * 3 // 2, 2 * M, 3, 1))
+        self.g_a = nn.Sequential(
+            _conv(3, N),
+            make_norm(cfg.norm, N),
+            _conv(N, N),
+            make_norm(cfg.norm, N),
+            _conv(N, N),
+            make_norm(cfg.norm, N),
+            _conv(N, M),
+        )
+        self.g_s = nn.Sequential(
+            _deconv(M, N),
+            make_norm(cfg.norm, N, True),
+            _deconv(N, N),
+            make_norm(cfg.norm, N, True),
+            _deconv(N, N),
+            make_norm(cfg.norm, N, True),
+            _deconv(N, 3),
+        )
+        self.h_a = nn.Sequential(
+            _conv(M, N, 3, 1),
+            nn.LeakyReLU(inplace=True),
+            _conv(N, N),
+            nn.LeakyReLU(inplace=True),
+            _conv(N, N),
+        )
+        self.h_s = nn.Sequential(
+            _deconv(N, M),
+            nn.LeakyReLU(inplace=True),
+            _deconv(M, M * 3 // 2),
+            nn.LeakyReLU(inplace=True),
+            _conv(M * 3 // 2, 2 * M, 3, 1),
+        )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.context = MaskedConv2d(M, 2 * M, 5, "A")
         self.ref_conv = MaskedConv2d(M, 2 * M, 3, "B")
@@ -184,7 +215,7 @@ class GRM(CompressionModel):
             phi_ref = phi_ref.view(b, 2 * M, h, w)
             with torch.no_grad():
                 l1, m1, sc1 = split_stage(s1.detach(), M, 1)
-                conf = gaussian_bin_prob(y_hat.detach(), m1, sc1).mean(1).flatten(1)   # B, HW
+                conf = gaussian_bin_prob(y_hat.detach(), m1, sc1).mean(1).flatten(1)  # B, HW
                 conf = torch.gather(conf, 1, ref).clamp(SIM_MIN, 1.0)
                 conf = torch.where(has_ref, conf, torch.full_like(conf, SIM_MIN))
             bias = (torch.log(sim) + torch.log(conf)).view(b, 1, h, w)
@@ -247,6 +278,7 @@ class GRM(CompressionModel):
         """The integer entropy model that real coding uses: the one stored in the model
         file when it was loaded from one, else exported from the current weights."""
         from .integer_model import IntegerEntropyModel
+
         stored = getattr(self, "_integer_model", None)
         return stored if stored is not None else IntegerEntropyModel.export(self)
 
@@ -254,7 +286,7 @@ class GRM(CompressionModel):
         self._integer_model = integer_model
 
     def train(self, mode: bool = True):
-        if mode:   # weights are about to change: the stored integer model goes stale
+        if mode:  # weights are about to change: the stored integer model goes stale
             self._integer_model = None
         return super().train(mode)
 
@@ -263,13 +295,19 @@ class GRM(CompressionModel):
         """(1, 3, H, W) in [0, 1] (or uint8), on any device → ([z bytes, ŷ bytes], ŷ int
         tensor). The photo is moved to the model's device a tile at a time."""
         from .latent_coder import MAX_SYMBOL, encode_latents
+
         dev = device_of(self)
-        y = tiled(lambda t: self.g_a(_nhwc(unit_float(t.to(dev)))).contiguous(), self.pad(x), Y_STRIDE, 1,
-                  tile=self.tile)
+        y = tiled(
+            lambda t: self.g_a(_nhwc(unit_float(t.to(dev)))).contiguous(),
+            self.pad(x),
+            Y_STRIDE,
+            1,
+            tile=self.tile,
+        )
         z = self.h_a(y)
         z_bytes = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
-        y_sym = y.round_().clamp_(-MAX_SYMBOL, MAX_SYMBOL)   # in place: ŷ is held once
+        y_sym = y.round_().clamp_(-MAX_SYMBOL, MAX_SYMBOL)  # in place: ŷ is held once
         y_bytes = encode_latents(self.integer_model(), y_sym, z_hat)
         return [z_bytes, y_bytes], y_sym
 
@@ -278,9 +316,18 @@ class GRM(CompressionModel):
         """Streams → ((1, 3, H, W) reconstruction in [0, 1], ŷ)."""
         from .latent_coder import decode_latents
         from .rans import padded_stream
+
         zh, zw = -(-height // STRIDE), -(-width // STRIDE)
-        z_hat = self.entropy_bottleneck.decompress([padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw))
+        z_hat = self.entropy_bottleneck.decompress(
+            [padded_stream(strings[0], self.config.N * zh * zw)], (zh, zw)
+        )
         y_sym = decode_latents(self.integer_model(), strings[1], z_hat)
-        x_hat = tiled(lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(), y_sym, 1, Y_STRIDE,
-                      tile=self.tile, size=(height, width)).contiguous()
+        x_hat = tiled(
+            lambda t: self.g_s(_nhwc(t)).clamp_(0, 1).contiguous(),
+            y_sym,
+            1,
+            Y_STRIDE,
+            tile=self.tile,
+            size=(height, width),
+        ).contiguous()
         return x_hat, y_sym

@@ -24,7 +24,7 @@ FORMAT = "grm-model/1"
 class LoadedModel:
     model: torch.nn.Module
     name: str
-    weights_hash: bytes   # first 16 bytes of sha256(file)
+    weights_hash: bytes  # first 16 bytes of sha256(file)
     arch: str
     config: dict
     path: Path
@@ -34,16 +34,23 @@ class LoadedModel:
 def build(arch: str, config: dict) -> torch.nn.Module:
     """Instantiate an architecture by name (grm, or a compressai peer)."""
     from .peers import PEERS, build_peer
+
     if arch == "grm":
         from .model import GRM
+
         return GRM(config)
     if arch in PEERS:
         return build_peer(arch, config)
     raise ModelFileError(f"unknown architecture {arch!r}")
 
 
-def save_model(model: torch.nn.Module, path: str | Path, name: str, extra: dict | None = None,
-               coder: bool = True) -> Path:
+def save_model(
+    model: torch.nn.Module,
+    path: str | Path,
+    name: str,
+    extra: dict | None = None,
+    coder: bool = True,
+) -> Path:
     """Write weights + architecture + config atomically (temp file, then rename).
 
     With ``coder`` (every exported model), the factorised prior's CDF tables and grm's
@@ -51,6 +58,7 @@ def save_model(model: torch.nn.Module, path: str | Path, name: str, extra: dict 
     with the file then uses the same tables. Training checkpoints skip them.
     """
     from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if coder:
@@ -59,10 +67,16 @@ def save_model(model: torch.nn.Module, path: str | Path, name: str, extra: dict 
     meta_coder = {}
     if coder and hasattr(model, "integer_model"):
         from .integer_model import VERSION
+
         tensors.update(model.integer_model().tensors())
         meta_coder = {"entropy_model": f"integer/{VERSION}"}
-    meta = {"format": FORMAT, "arch": model.ARCH, "name": name, "config": json.dumps(model.export_config()),
-            **meta_coder}
+    meta = {
+        "format": FORMAT,
+        "arch": model.ARCH,
+        "name": name,
+        "config": json.dumps(model.export_config()),
+        **meta_coder,
+    }
     if extra:
         meta["extra"] = json.dumps(extra)
     tmp = path.with_name(path.name + ".tmp")
@@ -80,9 +94,14 @@ def coding_device(name: str = "cpu") -> torch.device:
         raise DeviceError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {name!r} asked for, but torch sees no CUDA GPU on this machine")
+            raise DeviceError(
+                f"device {name!r} asked for, but torch sees no CUDA GPU on this machine"
+            )
         if (device.index or 0) >= torch.cuda.device_count():
-            raise DeviceError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+            raise DeviceError(
+                f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} "
+                "GPU(s)"
+            )
         return torch.device("cuda", device.index or 0)
     if device.type != "cpu":
         raise DeviceError(f"device {name!r} is not supported (use cpu, cuda or cuda:N)")
@@ -92,6 +111,7 @@ def coding_device(name: str = "cpu") -> torch.device:
 def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
+
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
@@ -105,6 +125,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a grm model file (format {meta.get('format')!r})")
     from .integer_model import PREFIX, IntegerEntropyModel
+
     coder = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith(PREFIX)]}
     try:
         config = json.loads(meta["config"])
@@ -121,8 +142,15 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         extra = json.loads(meta.get("extra", "{}"))
     except json.JSONDecodeError:
         extra = {}
-    return LoadedModel(model, meta.get("name", path.stem), hashlib.sha256(data).digest()[:16],
-                       meta["arch"], config, path, extra)
+    return LoadedModel(
+        model,
+        meta.get("name", path.stem),
+        hashlib.sha256(data).digest()[:16],
+        meta["arch"],
+        config,
+        path,
+        extra,
+    )
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -145,7 +173,7 @@ def _metadata(data: bytes, size: int | None = None) -> dict:
     n = int.from_bytes(data[:8], "little")
     if n > (size if size is not None else len(data)) - 8 or n > len(data) - 8 or n > 100_000_000:
         raise ValueError("header length out of range")
-    header = json.loads(data[8:8 + n].decode("utf-8"))
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict):
         raise ValueError("bad metadata")

@@ -31,7 +31,7 @@ def search_path(dirs: list[str] | None = None) -> list[Path]:
 @dataclass(frozen=True)
 class ModelEntry:
     path: Path
-    name: str          # the name stored in the file (VARIANT-RATE for pipeline exports)
+    name: str  # the name stored in the file (VARIANT-RATE for pipeline exports)
 
     @property
     def variant_rate(self) -> tuple[str, str]:
@@ -71,8 +71,10 @@ def find_by_hash(weights_hash: bytes, model_name: str, dirs: list[Path]) -> Path
     for entry in list_models(dirs):
         if file_hash(entry.path) == weights_hash:
             return entry.path
-    raise ModelFileError(f"no model file with hash {weights_hash.hex()[:12]} (model {model_name!r}) in "
-                         f"{_where(dirs)}; pass --model FILE or --models DIR (or set {ENV})")
+    raise ModelFileError(
+        f"no model file with hash {weights_hash.hex()[:12]} (model {model_name!r}) in "
+        f"{_where(dirs)}; pass --model FILE or --models DIR (or set {ENV})"
+    )
 
 
 def _unique(entries: list[ModelEntry], what: str) -> Path:
@@ -80,7 +82,9 @@ def _unique(entries: list[ModelEntry], what: str) -> Path:
     distinct = {file_hash(e.path): e for e in entries}
     if len(distinct) > 1:
         names = ", ".join(str(e.path) for e in distinct.values())
-        raise ModelFileError(f"{len(distinct)} different models match {what}: {names}; choose one with --model")
+        raise ModelFileError(
+            f"{len(distinct)} different models match {what}: {names}; choose one with --model"
+        )
     return next(iter(distinct.values())).path
 
 
@@ -89,8 +93,10 @@ def find_by_rate(rate: str, variant: str, dirs: list[Path]) -> Path:
     match = [e for e in entries if e.variant_rate == (variant, rate)]
     if not match:
         have = sorted({e.name for e in entries}) or ["none"]
-        raise ModelFileError(f"no {variant} model at rate point {rate!r} in {_where(dirs)} "
-                             f"(models there: {', '.join(have)})")
+        raise ModelFileError(
+            f"no {variant} model at rate point {rate!r} in {_where(dirs)} "
+            f"(models there: {', '.join(have)})"
+        )
     return _unique(match, f"--rate {rate} (variant {variant})")
 
 

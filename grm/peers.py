@@ -29,6 +29,7 @@ PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressive
 class PeerConfig:
     """A peer's model: only the widths, so that it matches grm's. grm's switches (norm,
     reference, ...) would be silently meaningless to compressai's models: refused."""
+
     N: int
     M: int
 
@@ -38,7 +39,9 @@ class PeerConfig:
         spec = {"base": spec} if isinstance(spec, str) else dict(spec)
         base = spec.pop("base", None)
         widths = {k: getattr(config_from(base), k) for k in ("N", "M")} if base else {}
-        return from_known_keys(cls, {**widths, **spec}, "keys for a peer's model (it takes N and M only)")
+        return from_known_keys(
+            cls, {**widths, **spec}, "keys for a peer's model (it takes N and M only)"
+        )
 
 
 class Peer(CompressionModel):
@@ -79,7 +82,7 @@ class Peer(CompressionModel):
         params = net.h_s(z_hat)
         hy, wy = z_hat.shape[2] * 4, z_hat.shape[3] * 4
         y_hat = F.pad(y, (2, 2, 2, 2))
-        y_bytes = net._compress_ar(y_hat, params, hy, wy, 5, 2)   # fills y_hat as it codes
+        y_bytes = net._compress_ar(y_hat, params, hy, wy, 5, 2)  # fills y_hat as it codes
         return [z_bytes, y_bytes], y_hat[..., 2:-2, 2:-2]
 
     @torch.no_grad()
@@ -87,10 +90,14 @@ class Peer(CompressionModel):
         net = self.net
         zh, zw = -(-height // STRIDE), -(-width // STRIDE)
         n_y = self.widths["M"] * zh * zw * 16
-        z_hat = net.entropy_bottleneck.decompress([padded_stream(strings[0], self.widths["N"] * zh * zw)], (zh, zw))
+        z_hat = net.entropy_bottleneck.decompress(
+            [padded_stream(strings[0], self.widths["N"] * zh * zw)], (zh, zw)
+        )
         if self.arch == "bmshj2018-hyperprior":
             indexes = net.gaussian_conditional.build_indexes(net.h_s(z_hat))
-            y_hat = net.gaussian_conditional.decompress([padded_stream(strings[1], n_y)], indexes, z_hat.dtype)
+            y_hat = net.gaussian_conditional.decompress(
+                [padded_stream(strings[1], n_y)], indexes, z_hat.dtype
+            )
         else:
             params = net.h_s(z_hat)
             hy, wy = zh * 4, zw * 4

@@ -20,7 +20,7 @@ def descriptors(y_hat: torch.Tensor) -> torch.Tensor:
     """(B, M, H, W) → (B, H·W, 4M) unit-norm descriptors (zero where all taps are padding)."""
     b, m, h, w = y_hat.shape
     padded = F.pad(y_hat, (1, 1, 1, 0))
-    taps = [padded[:, :, 1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w] for dy, dx in DESCRIPTOR_TAPS]
+    taps = [padded[:, :, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in DESCRIPTOR_TAPS]
     d = torch.cat(taps, dim=1).flatten(2).transpose(1, 2)
     return F.normalize(d, dim=-1)
 
@@ -63,8 +63,8 @@ def _argmax_causal(desc: torch.Tensor, keys: torch.Tensor, chunk: int) -> torch.
     out = torch.empty(b, n, dtype=torch.long, device=desc.device)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        sims = desc[:, start:stop] @ cand                                   # B, chunk, n
-        allowed = cand_keys.unsqueeze(0) < keys[start:stop].unsqueeze(1)    # chunk, n
+        sims = desc[:, start:stop] @ cand  # B, chunk, n
+        allowed = cand_keys.unsqueeze(0) < keys[start:stop].unsqueeze(1)  # chunk, n
         sims = sims.masked_fill(~allowed, float("-inf"))
         out[:, start:stop] = order[sims.argmax(-1)]
     return out

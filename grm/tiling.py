@@ -26,7 +26,15 @@ def _spans(n: int, tile: int, margin: int):
         yield start, stop, max(0, start - margin), min(n, stop + margin)
 
 
-def tiled(fn, x: torch.Tensor, in_per_latent: int, out_per_latent: int, tile: int = TILE, margin: int = MARGIN, size: tuple[int, int] | None = None) -> torch.Tensor:
+def tiled(
+    fn,
+    x: torch.Tensor,
+    in_per_latent: int,
+    out_per_latent: int,
+    tile: int = TILE,
+    margin: int = MARGIN,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """fn over x in tiles: x has ``in_per_latent`` samples per latent position along each
     axis, fn's output ``out_per_latent``; images of at most one tile run in one piece.
     ``size`` keeps only the top-left (height, width) of the output, written in place (no
@@ -42,10 +50,13 @@ def tiled(fn, x: torch.Tensor, in_per_latent: int, out_per_latent: int, tile: in
         for c0, c1, b0, b1 in _spans(w, tile, margin):
             if r0 * o >= H or c0 * o >= W:
                 continue
-            part = fn(x[..., a0 * i:a1 * i, b0 * i:b1 * i])
+            part = fn(x[..., a0 * i : a1 * i, b0 * i : b1 * i])
             if out is None:
-                out = torch.empty(x.shape[0], part.shape[1], H, W, dtype=part.dtype, device=part.device)
+                out = torch.empty(
+                    x.shape[0], part.shape[1], H, W, dtype=part.dtype, device=part.device
+                )
             rows, cols = min(r1 * o, H) - r0 * o, min(c1 * o, W) - c0 * o
-            out[..., r0 * o:r0 * o + rows, c0 * o:c0 * o + cols] = \
-                part[..., (r0 - a0) * o:(r0 - a0) * o + rows, (c0 - b0) * o:(c0 - b0) * o + cols]
+            out[..., r0 * o : r0 * o + rows, c0 * o : c0 * o + cols] = part[
+                ..., (r0 - a0) * o : (r0 - a0) * o + rows, (c0 - b0) * o : (c0 - b0) * o + cols
+            ]
     return out

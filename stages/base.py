@@ -8,7 +8,7 @@ from pathlib import Path
 
 from grm.threads import spin_while_training
 
-spin_while_training()      # before grm.pipeline.stage sets the passive policy and torch loads
+spin_while_training()  # before grm.pipeline.stage sets the passive policy and torch loads
 
 from grm.pipeline import paths  # noqa: E402
 from grm.pipeline.stage import base_path, base_settings, run_stage, stage_args  # noqa: E402
@@ -26,8 +26,11 @@ def main():
     settings, shards = base_settings(params, args.variant)
     name = f"{args.variant}-base"
     out = ROOT / paths.CHECKPOINTS / name
-    result = run_training(ROOT, CODE, params, args.variant, name, settings, shards, out, kind="base")
+    result = run_training(
+        ROOT, CODE, params, args.variant, name, settings, shards, out, kind="base"
+    )
     from grm.image_io import write_atomic
+
     dest = ROOT / base_path(args.variant)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dest, (out / "weights" / f"step-{result.steps:08d}.safetensors").read_bytes())

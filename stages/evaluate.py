@@ -14,15 +14,23 @@ def main():
     from grm.pipeline.eval_set import eval_images, mean_row
     from grm.pipeline.evaluation import evaluate_model
     from grm.model_file import load_model
+
     lm = load_model(ROOT / paths.MODELS / f"{name}.safetensors")
     rows = evaluate_model(lm, eval_images(ROOT / paths.EVAL_IMAGES), ROOT / paths.DECODED / name)
     mean = mean_row(rows)
-    result = {"variant": args.variant, "rate_point": args.rate, "arch": lm.arch, "mean": mean, "images": rows}
+    result = {
+        "variant": args.variant,
+        "rate_point": args.rate,
+        "arch": lm.arch,
+        "mean": mean,
+        "images": rows,
+    }
     out = ROOT / paths.EVAL / f"{name}.json"
     write_json(out, result)
     extra = lm.extra
     if extra.get("run_id"):
         from grm.pipeline.tracking import tracker_for_run
+
         t = tracker_for_run(ROOT, extra["run_id"])
         t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})
         t.tags({"eval.bit_exact": mean["bit_exact"]})

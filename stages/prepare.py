@@ -17,6 +17,7 @@ def main():
     counts = prepare(settings, ROOT, shards, eval_dir)
     write_json(ROOT / paths.PREPARE_SUMMARY, counts)
     from grm.pipeline.tracking import pipeline_tracker
+
     tracker = pipeline_tracker(ROOT, shared_params(params))
     tracker.params(params.get("prepare") or {}, "prepare.")
     tracker.metrics({f"prepare/{k}": v for k, v in counts.items()})

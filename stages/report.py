@@ -1,4 +1,5 @@
-"""DVC stage: RD plots, tables and BD-rates from every evaluation (params: rates, classic, report)."""
+"""DVC stage: RD plots, tables and BD-rates from every evaluation (params: rates, classic,
+report)."""
 
 import csv
 import json
@@ -13,7 +14,12 @@ ROOT = Path.cwd()
 
 def _image_rows(results: list, name_of, image: str) -> list[dict]:
     """One image's rows from a list of evaluation results, each named by ``name_of(result)``."""
-    return [{**row, "name": name_of(res)} for res in results for row in res["images"] if row["image"] == image]
+    return [
+        {**row, "name": name_of(res)}
+        for res in results
+        for row in res["images"]
+        if row["image"] == image
+    ]
 
 
 def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -> list[Path]:
@@ -24,27 +30,41 @@ def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -
     from grm.pipeline.classic import get_codec
     from grm.pipeline.compare import Panel, nearest, render
     from grm.pipeline.eval_set import eval_images
+
     rates = list(params["rates"])
-    learned = {v: [json.loads((ROOT / paths.EVAL / f"{run_name(v, r)}.json").read_text()) for r in rates]
-               for v in variants(params)}
-    classic = {c: json.loads((ROOT / paths.EVAL_CLASSIC / f"{c}.json").read_text())
-               for c in params.get("classic") or {}}
+    learned = {
+        v: [json.loads((ROOT / paths.EVAL / f"{run_name(v, r)}.json").read_text()) for r in rates]
+        for v in variants(params)
+    }
+    classic = {
+        c: json.loads((ROOT / paths.EVAL_CLASSIC / f"{c}.json").read_text())
+        for c in params.get("classic") or {}
+    }
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
     for key, original in eval_images(ROOT / paths.EVAL_IMAGES):
-        subject_rows = _image_rows(learned.get(subject) or next(iter(learned.values())),
-                                   lambda r: r["rate_point"], key)
+        subject_rows = _image_rows(
+            learned.get(subject) or next(iter(learned.values())), lambda r: r["rate_point"], key
+        )
         target = sorted(r["bpp"] for r in subject_rows)[len(subject_rows) // 2]
         panels = []
         for variant, results in learned.items():
             row = nearest(_image_rows(results, lambda r: r["rate_point"], key), target)
-            image = read_image(ROOT / paths.DECODED / run_name(variant, row["name"]) / f"{key}.png")[0]
-            panels.append(Panel(f"{labels.get(variant, variant)} ({row['name']})", row["bpp"], image))
+            image = read_image(
+                ROOT / paths.DECODED / run_name(variant, row["name"]) / f"{key}.png"
+            )[0]
+            panels.append(
+                Panel(f"{labels.get(variant, variant)} ({row['name']})", row["bpp"], image)
+            )
         for codec, res in classic.items():
             row = nearest(_image_rows(res["points"], lambda p: p["quality"], key), target)
             data = (ROOT / paths.CLASSIC / codec / f"{key}-q{row['name']}.bin").read_bytes()
             c = get_codec(codec)
-            panels.append(Panel(f"{c.label} (q {row['name']})", row["bpp"], c.decode(data, original.shape[:2])))
+            panels.append(
+                Panel(
+                    f"{c.label} (q {row['name']})", row["bpp"], c.decode(data, original.shape[:2])
+                )
+            )
         path = folder / f"{key}.png"
         render(original, panels, path, f"{key}, every codec near {target:.3f} bpp")
         figures.append(path)
@@ -55,6 +75,7 @@ def main():
     _, params = stage_args(__doc__)
     from grm.pipeline.classic import get_codec
     from grm.pipeline.report import Curve, curve_kind, markdown, plot_curves, training_budget
+
     settings = params.get("report") or {}
     subject = settings.get("subject", "grm")
     labels = settings.get("labels") or {}
@@ -72,27 +93,44 @@ def main():
         curves.append(curve)
     for codec in params.get("classic") or {}:
         res = json.loads((ROOT / paths.EVAL_CLASSIC / f"{codec}.json").read_text())
-        curves.append(Curve(codec, get_codec(codec).label, "classic",
-                            [{"rate_point": f"q{p['quality']}", **p["mean"]} for p in res["points"]]))
+        curves.append(
+            Curve(
+                codec,
+                get_codec(codec).label,
+                "classic",
+                [{"rate_point": f"q{p['quality']}", **p["mean"]} for p in res["points"]],
+            )
+        )
     out = ROOT / paths.REPORT
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(curves, "psnr", out / "rd_psnr.png")
     plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
-    text, metrics = markdown(curves, settings.get("anchor", "hevc"), subject, images, training_budget(params))
+    text, metrics = markdown(
+        curves, settings.get("anchor", "hevc"), subject, images, training_budget(params)
+    )
     figures = comparison_figures(params, labels, subject, out / "compare")
     text += "\n## What the codecs look like\n\n" + "".join(
-        f"![{f.stem}](compare/{f.name})\n\n" for f in figures)
+        f"![{f.stem}](compare/{f.name})\n\n" for f in figures
+    )
     (out / "report.md").write_text(text)
     with open(out / "rd.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["codec", "rate_point", "bpp", "psnr", "ms_ssim"])
         for c in curves:
             for p in c.sorted():
-                w.writerow([c.name, p["rate_point"], f"{p['bpp']:.5f}", f"{p['psnr']:.4f}",
-                             f"{p['ms_ssim']:.5f}"])
+                w.writerow(
+                    [
+                        c.name,
+                        p["rate_point"],
+                        f"{p['bpp']:.5f}",
+                        f"{p['psnr']:.4f}",
+                        f"{p['ms_ssim']:.5f}",
+                    ]
+                )
     finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
     write_json(out / "metrics.json", finite)
     from grm.pipeline.tracking import pipeline_tracker
+
     t = pipeline_tracker(ROOT, shared_params(params))
     t.metrics(finite)
     for f in ("report.md", "rd_psnr.png", "rd_msssim.png", "rd.csv"):

@@ -10,21 +10,27 @@ from pathlib import Path
 
 from grm.threads import spin_while_training
 
-spin_while_training()      # before grm.pipeline.stage sets the passive policy and torch loads
+spin_while_training()  # before grm.pipeline.stage sets the passive policy and torch loads
 
 from grm.pipeline import paths  # noqa: E402
 from grm.pipeline.stage import run_args, run_settings, run_stage  # noqa: E402
 from grm.pipeline.training_run import run_training  # noqa: E402
 
 ROOT = Path.cwd()
-CODE = Path(__file__).resolve().parents[1]    # the checkout this stage's code comes from
+CODE = Path(__file__).resolve().parents[1]  # the checkout this stage's code comes from
 
 
 def main():
     def options(ap):
-        ap.add_argument("--out", default=None, help="checkpoint folder (default data/checkpoints/VARIANT-RATE)")
-        ap.add_argument("--trace-dir", type=Path, default=None,
-                        help="write per-rank audit files (images seen, weight digest) here")
+        ap.add_argument(
+            "--out", default=None, help="checkpoint folder (default data/checkpoints/VARIANT-RATE)"
+        )
+        ap.add_argument(
+            "--trace-dir",
+            type=Path,
+            default=None,
+            help="write per-rank audit files (images seen, weight digest) here",
+        )
 
     args, params, name = run_args(__doc__, extra=options)
     settings, shards = run_settings(params, args.variant, args.rate)

@@ -25,21 +25,22 @@ def _bomb_png() -> bytes:
     """A real PNG whose header claims 30000×30000 pixels."""
     data = bytearray(_save(Image.fromarray(_photo(8, 8)), "PNG"))
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4:ihdr + 12] = struct.pack(">II", 30000, 30000)
-    crc = zlib.crc32(bytes(data[ihdr:ihdr + 17]))
-    data[ihdr + 17:ihdr + 21] = struct.pack(">I", crc)
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", 30000, 30000)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17]))
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     return bytes(data)
 
 
 def _exif_rotated() -> bytes:
     img = Image.fromarray(_photo(40, 64))
     exif = Image.Exif()
-    exif[0x0112] = 6   # rotate 90° clockwise on display
+    exif[0x0112] = 6  # rotate 90° clockwise on display
     return _save(img, "JPEG", exif=exif.tobytes())
 
 
 def make_bad_images(folder: Path) -> dict:
-    """name → (expected outcome, path). Outcomes: 'ok', 'converted', 'unreadable', 'bomb', 'tiny'."""
+    """name → (expected outcome, path). Outcomes: 'ok', 'converted', 'unreadable', 'bomb',
+    'tiny'."""
     folder.mkdir(parents=True, exist_ok=True)
     jpeg = _save(Image.fromarray(_photo()), "JPEG", quality=90)
     png = _save(Image.fromarray(_photo(seed=1)), "PNG")
@@ -56,7 +57,13 @@ def make_bad_images(folder: Path) -> dict:
         "cmyk.jpg": ("converted", _save(Image.fromarray(_photo(seed=4)).convert("CMYK"), "JPEG")),
         "gray16.png": ("converted", _save(Image.fromarray(gray16), "PNG")),
         "palette.png": ("converted", _save(Image.fromarray(_photo(seed=5)).convert("P"), "PNG")),
-        "rgba.png": ("converted", _save(Image.fromarray(np.dstack([_photo(seed=6), np.full((48, 64), 128, np.uint8)])), "PNG")),
+        "rgba.png": (
+            "converted",
+            _save(
+                Image.fromarray(np.dstack([_photo(seed=6), np.full((48, 64), 128, np.uint8)])),
+                "PNG",
+            ),
+        ),
         "exif.jpg": ("converted", _exif_rotated()),
         "one.png": ("tiny", _save(Image.fromarray(_photo(1, 1)), "PNG")),
         "line.png": ("tiny", _save(Image.fromarray(_photo(1, 20000)), "PNG")),

@@ -18,11 +18,17 @@ def make_shards(root, n_train: int, n_val: int, h: int, w: int):
     """One random image per shard, with an index.json like the prepare stage writes."""
     import json
     from grm.pipeline.shards import write_shards
+
     rng = np.random.default_rng(0)
-    images = [(f"img{i:02d}", rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for i in range(n_train + n_val)]
+    images = [
+        (f"img{i:02d}", rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
+        for i in range(n_train + n_val)
+    ]
     train = write_shards(images[:n_train], root, "train", 1)
     val = write_shards(images[n_train:], root, "val", 1)
-    (root / "index.json").write_text(json.dumps({"splits": {"train": train, "val": val}, "sha256": {}}))
+    (root / "index.json").write_text(
+        json.dumps({"splits": {"train": train, "val": val}, "sha256": {}})
+    )
     return root
 
 
@@ -44,7 +50,7 @@ def quick_train(config, photo: np.ndarray, steps: int = 300, seed: int = 0) -> G
     h, w = x.shape[-2:]
     for _ in range(steps):
         ij = torch.stack([torch.randint(0, h - 64, (8,)), torch.randint(0, w - 64, (8,))], 1)
-        batch = torch.cat([x[..., i:i + 64, j:j + 64] for i, j in ij.tolist()])
+        batch = torch.cat([x[..., i : i + 64, j : j + 64] for i, j in ij.tolist()])
         loss = crit(model(batch), batch)["loss"]
         opt.zero_grad()
         loss.backward()
@@ -74,4 +80,4 @@ def trained(trained_model_path):
 import sys as _sys  # noqa: E402
 from pathlib import Path as _Path  # noqa: E402
 
-_sys.path.insert(0, str(_Path(__file__).parent))   # tests' own helper modules
+_sys.path.insert(0, str(_Path(__file__).parent))  # tests' own helper modules

@@ -19,11 +19,13 @@ print(faults() - before)
 
 
 def faults_of_last_allocation(*args) -> int:
-    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip().splitlines()[-1])
 
 
 def test_freed_memory_is_reused_only_when_tuned():
     pages = (64 << 20) // 4096
-    assert faults_of_last_allocation() > pages // 2          # glibc default: munmap, fault again
-    assert faults_of_last_allocation("tune") < pages // 20   # tuned: the heap block is reused
+    assert faults_of_last_allocation() > pages // 2  # glibc default: munmap, fault again
+    assert faults_of_last_allocation("tune") < pages // 20  # tuned: the heap block is reused

@@ -39,8 +39,13 @@ def test_photo_round_trip_and_real_size_matches_estimate(trained, photo):
     assert stream_bytes >= 0.98 * est_bytes - 8
 
 
-@pytest.mark.parametrize("config", [{"base": "tiny", "reference": "off"},
-                                    {"base": "tiny", "likelihood": "final-stage", "norm": "gdn"}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"base": "tiny", "reference": "off"},
+        {"base": "tiny", "likelihood": "final-stage", "norm": "gdn"},
+    ],
+)
 def test_ablations_round_trip(config, tmp_path):
     torch.manual_seed(0)
     model = GRM(config).eval()
@@ -77,8 +82,16 @@ def test_corrupt_stream_with_valid_crc_is_caught_by_symbol_checksum(trained, enc
     f = container.unpack(encoded)
     y = bytearray(f.streams[1])
     y[len(y) // 2] ^= 0x55
-    forged = container.pack(container.GrmFile(f.model_name, f.weights_hash, f.height, f.width,
-                                              f.symbols_checksum, (f.streams[0], bytes(y))))
+    forged = container.pack(
+        container.GrmFile(
+            f.model_name,
+            f.weights_hash,
+            f.height,
+            f.width,
+            f.symbols_checksum,
+            (f.streams[0], bytes(y)),
+        )
+    )
     with pytest.raises(DecodeError):
         decode_bytes(trained, forged)
 
@@ -101,7 +114,7 @@ def test_header_sizes_are_not_trusted():
     # A forged header that claims a huge stream, with a recomputed CRC, is refused.
     body = bytes(data[:-4])
     at = body.index(b"\x02\x00\x00\x00\x02")  # n_streams, first length
-    forged = body[:at + 1] + struct.pack(">I", 1 << 30) + body[at + 5:]
+    forged = body[: at + 1] + struct.pack(">I", 1 << 30) + body[at + 5 :]
     with pytest.raises(FormatError, match="stream lengths"):
         container.unpack(forged + struct.pack(">I", zlib.crc32(forged)))
     assert container.unpack(bytes(data)) == f
@@ -109,6 +122,7 @@ def test_header_sizes_are_not_trusted():
 
 def test_wavefront_decoding_is_bit_exact_and_matches_estimate(tmp_path, photo):
     from conftest import quick_train
+
     model = quick_train({"base": "tiny", "decode_order": "wavefront"}, photo, steps=150)
     lm = load_model(save_model(model, tmp_path / "wf.safetensors", "wf"))
     for rgb in (photo[:1, :1], photo[:17, :31], photo[:128, :192]):
@@ -130,6 +144,7 @@ def test_escaped_symbols_round_trip():
     """Values far outside the window (the escape path) decode exactly."""
     from grm.latent_coder import decode_latents, encode_latents
     from grm.model import GRM
+
     torch.manual_seed(0)
     model = GRM("tiny").eval()
     y = torch.randint(-3, 4, (1, 24, 4, 4)).float()

@@ -40,7 +40,7 @@ def _load():
 
 def test_frozen_files_decode_and_reencode_to_the_same_bytes():
     config, tensors, y, z, streams = _load()
-    assert int(y.abs().max()) == MAX_SYMBOL and (y == 0).any()     # escapes and the common case
+    assert int(y.abs().max()) == MAX_SYMBOL and (y == 0).any()  # escapes and the common case
     for order in ORDERS:
         coder = _coder(config, tensors, order)
         assert torch.equal(decode_latents(coder, streams[order], z), y), order
@@ -50,13 +50,13 @@ def test_frozen_files_decode_and_reencode_to_the_same_bytes():
 def write():
     """Freeze the current coder's output (a deliberate format change only)."""
     torch.manual_seed(7)
-    model = GRM({"base": "tiny", "N": 8, "M": 12, "hidden": 24}).eval()   # small file, every path
+    model = GRM({"base": "tiny", "N": 8, "M": 12, "hidden": 24}).eval()  # small file, every path
     config = model.export_config()
     tensors = model.integer_model().tensors()
-    rng = np.random.RandomState(7)                 # numpy's legacy generator: stable forever
+    rng = np.random.RandomState(7)  # numpy's legacy generator: stable forever
     m = config["M"]
     y = np.round(rng.laplace(0.0, 2.0, size=(1, m, 8, 12)))
-    y[0, :, 3, 5] = rng.choice([-1, 1], size=m) * rng.randint(60, 400, size=m)   # beyond the windows
+    y[0, :, 3, 5] = rng.choice([-1, 1], size=m) * rng.randint(60, 400, size=m)  # beyond the windows
     y[0, 0, 0, 0], y[0, 1, 7, 11] = MAX_SYMBOL, -MAX_SYMBOL
     z = rng.randint(-3, 4, size=(1, config["N"], 2, 3))
     y_t, z_t = torch.from_numpy(y).float(), torch.from_numpy(z).float()
@@ -69,6 +69,7 @@ def write():
     np.savez_compressed(GOLDEN, **out)
     sizes = ", ".join(f"{o} {out['stream.' + o].size} B" for o in ORDERS)
     print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size} bytes; streams: {sizes})")
+
 
 if __name__ == "__main__":
     write()

@@ -14,7 +14,10 @@ SEED_SIZES = [(1, 1), (16, 40), (64, 64), (70, 33)]
 
 def seeds(lm):
     rng = np.random.default_rng(0)
-    return [encode_array(lm, rng.integers(0, 256, size=(*s, 3), dtype=np.uint8)).data for s in SEED_SIZES]
+    return [
+        encode_array(lm, rng.integers(0, 256, size=(*s, 3), dtype=np.uint8)).data
+        for s in SEED_SIZES
+    ]
 
 
 def test_mutated_files_are_decoded_or_rejected(trained):
@@ -30,7 +33,9 @@ def test_mutated_files_are_decoded_or_rejected(trained):
     assert slowest < 30
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_are_rejected(trained, data):
     outcome, _ = check(trained, data)
@@ -42,7 +47,9 @@ def photo_file(trained, photo):
     return container.unpack(encode_array(trained, photo[:64, :64]).data)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.data())
 def test_crc_valid_stream_damage_is_rejected(trained, photo_file, data):
     # Damage only the ŷ stream and recompute the CRC: the latent checksum must catch it.
@@ -50,8 +57,16 @@ def test_crc_valid_stream_damage_is_rejected(trained, photo_file, data):
     y = bytearray(f.streams[1])
     i = data.draw(st.integers(0, len(y) - 1))
     y[i] ^= data.draw(st.integers(1, 255))
-    forged = container.pack(container.GrmFile(f.model_name, f.weights_hash, f.height, f.width,
-                                              f.symbols_checksum, (f.streams[0], bytes(y))))
+    forged = container.pack(
+        container.GrmFile(
+            f.model_name,
+            f.weights_hash,
+            f.height,
+            f.width,
+            f.symbols_checksum,
+            (f.streams[0], bytes(y)),
+        )
+    )
     try:
         _, y_dec = decode_bytes(trained, forged)
     except GrmError:

@@ -23,10 +23,16 @@ def _random_norm(channels: int, inverse: bool, subtractive: bool, seed: int = 0)
     layer = GSDN(channels, inverse=inverse, subtractive=subtractive)
     with torch.no_grad():
         layer.beta.copy_(layer.beta_reparam.init(0.5 + torch.rand(channels, generator=g)))
-        layer.gamma.copy_(layer.gamma_reparam.init(0.3 * torch.rand(channels, channels, generator=g)))
+        layer.gamma.copy_(
+            layer.gamma_reparam.init(0.3 * torch.rand(channels, channels, generator=g))
+        )
         if subtractive:
-            layer.beta_shift.copy_(layer.shift_reparam.init(0.2 * torch.rand(channels, generator=g)))
-            layer.gamma_shift.copy_(layer.shift_reparam.init(0.2 * torch.rand(channels, channels, generator=g)))
+            layer.beta_shift.copy_(
+                layer.shift_reparam.init(0.2 * torch.rand(channels, generator=g))
+            )
+            layer.gamma_shift.copy_(
+                layer.shift_reparam.init(0.2 * torch.rand(channels, channels, generator=g))
+            )
     return layer
 
 
@@ -37,23 +43,28 @@ def test_gsdn_computes_its_formula(subtractive, inverse):
     written out per channel with random parameters; subtractive=False drops the shift (GDN)."""
     layer = _random_norm(5, inverse, subtractive)
     x = torch.randn(2, 5, 4, 3) * 2
+
     def mix(w, v):
         return torch.einsum("oi,bihw->bohw", w, v)
+
     beta, gamma = layer.beta_reparam(layer.beta), layer.gamma_reparam(layer.gamma)
     norm = torch.sqrt(beta.view(1, -1, 1, 1) + mix(gamma, x * x))
     shift = 0
     if subtractive:
-        shift = layer.shift_reparam(layer.beta_shift).view(1, -1, 1, 1) + mix(layer.shift_reparam(layer.gamma_shift), x)
+        shift = layer.shift_reparam(layer.beta_shift).view(1, -1, 1, 1) + mix(
+            layer.shift_reparam(layer.gamma_shift), x
+        )
     expect = x * norm + shift if inverse else (x - shift) / norm
     with torch.no_grad():
         assert torch.allclose(layer(x), expect, rtol=1e-5, atol=1e-6)
-        if subtractive:      # the shift is real: without it the output differs
+        if subtractive:  # the shift is real: without it the output differs
             assert (layer(x) - (x * norm if inverse else x / norm)).abs().max() > 0.1
 
 
 @pytest.mark.parametrize("inverse", [False, True])
 def test_gdn_mode_equals_compressai_gdn(inverse):
     from compressai.layers import GDN
+
     ours, theirs = _random_norm(6, inverse, subtractive=False, seed=3), GDN(6, inverse=inverse)
     with torch.no_grad():
         theirs.beta.copy_(theirs.beta_reparam.init(ours.beta_reparam(ours.beta)))
@@ -77,8 +88,8 @@ def test_masked_conv_is_causal():
         x = torch.randn(1, 2, 9, 9, requires_grad=True)
         conv(x)[0, :, 4, 4].sum().backward()
         g = x.grad[0].abs().sum(0)
-        assert g[5:].sum() == 0 and g[4, 5:].sum() == 0           # nothing after the centre
-        assert (g[4, 4] > 0) == (kind == "B")                      # centre only for type B
+        assert g[5:].sum() == 0 and g[4, 5:].sum() == 0  # nothing after the centre
+        assert (g[4, 4] > 0) == (kind == "B")  # centre only for type B
 
 
 def test_causal_taps_match_convolution():

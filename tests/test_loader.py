@@ -1,4 +1,5 @@
-"""The training stream: resuming at step N is computed, not replayed, and lands on the same batches."""
+"""The training stream: resuming at step N is computed, not replayed, and lands on the same
+batches."""
 
 import torch
 
@@ -14,17 +15,19 @@ def take(it, n):
 def test_resume_at_step_n_decodes_one_window_not_n_batches(tmp_path, monkeypatch):
     decoded = []
     real_decode = shards_module.decode_png
-    monkeypatch.setattr(shards_module, "decode_png", lambda png: decoded.append(1) or real_decode(png))
+    monkeypatch.setattr(
+        shards_module, "decode_png", lambda png: decoded.append(1) or real_decode(png)
+    )
     shards = make_shards(tmp_path, 6, 1, 48, 48)
     urls = resolve_shards(str(shards), "train")
     kw = dict(crop=32, batch_size=3, crops_per_image=2, shuffle_buffer=4, seed=7)
-    straight = take(train_loader(urls, **kw), 40)          # 120 crops = 10 epochs of 6 images
+    straight = take(train_loader(urls, **kw), 40)  # 120 crops = 10 epochs of 6 images
     for n in (1, 5, 17, 39):
         decoded.clear()
         resumed = take(train_loader(urls, start_step=n, **kw), 1)[0]
         assert torch.equal(resumed[0], straight[n][0]) and resumed[1] == straight[n][1], f"step {n}"
         assert len(decoded) <= 4, f"resuming at step {n} decoded {len(decoded)} images"
-    keys = [k for _, ks in straight[:4] for k in ks]         # epoch 1: each image twice (2 crops)
+    keys = [k for _, ks in straight[:4] for k in ks]  # epoch 1: each image twice (2 crops)
     assert sorted(keys) == sorted(f"img{i:02d}" for i in range(6) for _ in range(2))
 
 
@@ -35,5 +38,5 @@ def test_two_workers_resume_exactly_too(tmp_path):
     straight = take(train_loader(urls, **kw), 9)
     for n in (3, 6):
         resumed = take(train_loader(urls, start_step=n, **kw), 3)
-        for a, b in zip(resumed, straight[n:n + 3]):
+        for a, b in zip(resumed, straight[n : n + 3]):
             assert torch.equal(a[0], b[0]) and a[1] == b[1]

@@ -25,11 +25,18 @@ def test_integer_coding_tables_hold_the_mixture_and_its_tail():
     mixture's bin probabilities to within the tables' resolution."""
     from grm.integer_ops import FRAC
     from grm.integer_tables import Tables, build_tables
+
     torch.manual_seed(1)
-    logits, means, log_scales = torch.randn(3, 7), torch.randn(3, 7) * 10, torch.rand(3, 7) * 3.5 - 1
+    logits, means, log_scales = (
+        torch.randn(3, 7),
+        torch.randn(3, 7) * 10,
+        torch.rand(3, 7) * 3.5 - 1,
+    )
     tables = Tables(build_tables())
+
     def q(v):
-        return torch.round(v * 2 ** FRAC).long()
+        return torch.round(v * 2**FRAC).long()
+
     t = tables.coding_tables(q(logits), q(means), tables.scale_index(q(log_scales)), False)
     length = t.probs.shape[1] - 1
     assert t.probs.shape == (7, length + 1) and t.offsets.shape == (7,)
@@ -38,7 +45,13 @@ def test_integer_coding_tables_hold_the_mixture_and_its_tail():
     scales = 0.11 + torch.exp(log_scales)
     for c in range(7):
         v = torch.arange(length).double() + float(t.offsets[c])
-        expect = mixture_likelihood(v.view(-1, 1).expand(-1, 7).float(), logits.unsqueeze(1), means.unsqueeze(1),
-                                    scales.unsqueeze(1))[:, c]
-        assert np.abs(probs[c, :length] - expect.numpy()).max() < 3e-4, np.abs(probs[c, :length] - expect.numpy()).max()
+        expect = mixture_likelihood(
+            v.view(-1, 1).expand(-1, 7).float(),
+            logits.unsqueeze(1),
+            means.unsqueeze(1),
+            scales.unsqueeze(1),
+        )[:, c]
+        assert np.abs(probs[c, :length] - expect.numpy()).max() < 3e-4, np.abs(
+            probs[c, :length] - expect.numpy()
+        ).max()
     assert (t.spread >= 1).all()

@@ -19,13 +19,36 @@ from conftest import REPO
 BIN = Path(sys.executable).parent
 
 TINY = {
-    "prepare": {"source": "bundled", "eval_names": ["chelsea"], "val_fraction": 0.2, "min_side": 32,
-                "eval_max_side": 96, "images_per_shard": 2},
+    "prepare": {
+        "source": "bundled",
+        "eval_names": ["chelsea"],
+        "val_fraction": 0.2,
+        "min_side": 32,
+        "eval_max_side": 96,
+        "images_per_shard": 2,
+    },
     # dvc.yaml names each training key, so the profile lists them all (as params.yaml does).
-    "train": {**{k: v for k, v in asdict(TrainSettings()).items() if k not in ("arch", "lmbda", "init_from")},
-              "shards": "data/shards", "model": "tiny", "steps": 6, "batch_size": 4, "crop": 64,
-              "lr": 0.001, "val_every": 3, "val_crop": 64, "log_every": 3, "workers": 0},
-    "variants": {"grm": {"arch": "grm"}, "bmshj2018": {"arch": "bmshj2018-hyperprior", "model": "tiny"}},
+    "train": {
+        **{
+            k: v
+            for k, v in asdict(TrainSettings()).items()
+            if k not in ("arch", "lmbda", "init_from")
+        },
+        "shards": "data/shards",
+        "model": "tiny",
+        "steps": 6,
+        "batch_size": 4,
+        "crop": 64,
+        "lr": 0.001,
+        "val_every": 3,
+        "val_crop": 64,
+        "log_every": 3,
+        "workers": 0,
+    },
+    "variants": {
+        "grm": {"arch": "grm"},
+        "bmshj2018": {"arch": "bmshj2018-hyperprior", "model": "tiny"},
+    },
     "base": {"lmbda": 0.015, "steps": 12, "lr_drop_at": 1.0},
     "rates": {"a": {"lmbda": 0.005}, "b": {"lmbda": 0.05}},
     "classic": {"jpeg": [10, 40, 80], "vvc": [37, 47]},
@@ -36,18 +59,31 @@ TINY = {
 def env_for(root: Path) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    env.pop("MLFLOW_TRACKING_URI", None)          # the embedded default: mlflow.db + mlartifacts/
+    env.pop("MLFLOW_TRACKING_URI", None)  # the embedded default: mlflow.db + mlartifacts/
     env.pop("PYTHONPATH", None)
-    env.update({f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
-                for what, value in (("NAME", "test"), ("EMAIL", "test@example.com"))})
+    env.update(
+        {
+            f"GIT_{who}_{what}": value
+            for who in ("AUTHOR", "COMMITTER")
+            for what, value in (("NAME", "test"), ("EMAIL", "test@example.com"))
+        }
+    )
     return env
 
 
 def sh(root: Path, *cmd, check=True, env=None):
-    r = subprocess.run(list(cmd), cwd=root, env={**env_for(root), **(env or {})}, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run(
+        list(cmd),
+        cwd=root,
+        env={**env_for(root), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if check and r.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+        raise AssertionError(
+            f"{cmd} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        )
     return r
 
 
@@ -71,11 +107,28 @@ def repo(tmp_path_factory):
 
 def test_pipeline_runs_end_to_end(repo):
     root, out = repo
-    assert set(ran_stages(out)) == {"prepare", "classic@jpeg", "classic@vvc", "report", "base@grm", "base@bmshj2018"} | {
-        f"{stage}@{v}-{r}" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018") for r in "ab"}
+    assert set(ran_stages(out)) == {
+        "prepare",
+        "classic@jpeg",
+        "classic@vvc",
+        "report",
+        "base@grm",
+        "base@bmshj2018",
+    } | {
+        f"{stage}@{v}-{r}"
+        for stage in ("train", "export", "evaluate")
+        for v in ("grm", "bmshj2018")
+        for r in "ab"
+    }
     summary = json.loads((root / "data/prepare_summary.json").read_text())
-    assert summary["found"] == summary["train_images"] + summary["val_images"] + summary["eval_images"] + summary["skipped"]
-    assert summary["converted_grayscale"] >= 1          # the bundled grayscale photos are counted
+    assert (
+        summary["found"]
+        == summary["train_images"]
+        + summary["val_images"]
+        + summary["eval_images"]
+        + summary["skipped"]
+    )
+    assert summary["converted_grayscale"] >= 1  # the bundled grayscale photos are counted
     for name in ("grm-a", "grm-b", "bmshj2018-a", "bmshj2018-b"):
         ev = json.loads((root / f"data/eval/{name}.json").read_text())
         assert ev["mean"]["bit_exact"] and ev["mean"]["bpp"] > 0
@@ -87,7 +140,9 @@ def test_pipeline_runs_end_to_end(repo):
         assert key["parent"] == sha256_file(root / key["settings"]["init_from"])
     report = (root / "data/report/report.md").read_text()
     assert "BD-rate" in report and "| a |" in report
-    assert "| grm | Balle 2018 |" in report and "| grm | JPEG (4:2:0) |" in report   # the comparison table
+    assert (
+        "| grm | Balle 2018 |" in report and "| grm | JPEG (4:2:0) |" in report
+    )  # the comparison table
     assert "## grm at equal λ" in report and "| Balle 2018 | a |" in report
     for png in ("rd_psnr.png", "rd_msssim.png", "compare/chelsea.png"):
         assert (root / "data/report" / png).read_bytes()[:4] == b"\x89PNG"
@@ -109,7 +164,7 @@ def test_metrics_and_plots(repo):
     r = sh(root, str(BIN / "dvc"), "plots", "show", "-o", str(root / "plots"))
     html = (root / "plots" / "index.html").read_text()
     assert "RD-PSNR" in html and "bpp" in html
-    assert '"field": "codec"' in html            # one line per codec, not one line through all
+    assert '"field": "codec"' in html  # one line per codec, not one line through all
 
 
 def test_mlflow_has_one_run_per_rate_point(repo):
@@ -121,7 +176,8 @@ def test_mlflow_has_one_run_per_rate_point(repo):
         "print(json.dumps([{'name': r.info.run_name, 'kind': r.data.tags.get('grm.kind'),"
         " 'parent': r.data.tags.get('mlflow.parentRunId'), 'id': r.info.run_id,"
         " 'params': r.data.params, 'metrics': r.data.metrics,"
-        " 'artifacts': [a.path for a in c.list_artifacts(r.info.run_id)]} for r in runs]))")
+        " 'artifacts': [a.path for a in c.list_artifacts(r.info.run_id)]} for r in runs]))"
+    )
     lines = sh(root, sys.executable, "-c", code).stdout.strip().splitlines()
     assert json.loads(lines[-2]) == (root / "mlartifacts").resolve().as_uri()
     runs = json.loads(lines[-1])
@@ -132,7 +188,11 @@ def test_mlflow_has_one_run_per_rate_point(repo):
     for r in points:
         assert r["parent"] == parents[0]["id"]
         assert r["params"]["lmbda"] in ("0.005", "0.05")
-        assert "train/loss" in r["metrics"] and "val/loss" in r["metrics"] and "eval/bpp" in r["metrics"]
+        assert (
+            "train/loss" in r["metrics"]
+            and "val/loss" in r["metrics"]
+            and "eval/bpp" in r["metrics"]
+        )
         assert {"model", "evaluation", "training"} <= set(r["artifacts"])
     assert "report" in parents[0]["artifacts"]
 
@@ -143,8 +203,14 @@ def test_adding_a_rate_point_runs_only_its_stages(repo):
     params["rates"]["c"] = {"lmbda": 0.02}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     r = sh(root, str(BIN / "dvc"), "repro")
-    assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
-        f"{stage}@{v}-c" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018")])
+    assert sorted(ran_stages(r.stdout)) == sorted(
+        ["report"]
+        + [
+            f"{stage}@{v}-c"
+            for stage in ("train", "export", "evaluate")
+            for v in ("grm", "bmshj2018")
+        ]
+    )
     # (Editing one point retrains only that point: the `dvc exp run -S` test below.)
 
 
@@ -167,20 +233,38 @@ def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
     sh(root, "git", "add", "-A")
     sh(root, "git", "reset", "-q", "--", "dvc.lock", "data")
     sh(root, "git", "commit", "-qm", "the project")
-    sh(root, "make", "baseline")                    # as the README says, before experiments
-    sh(root, "make", "baseline")                    # and again: nothing new to commit is fine
+    sh(root, "make", "baseline")  # as the README says, before experiments
+    sh(root, "make", "baseline")  # and again: nothing new to commit is fine
     tracked = sh(root, "git", "ls-files").stdout.split()
-    assert "data/report/metrics.json" in tracked and "data/eval/grm-a.json" in tracked     # versioned in git
-    assert not [f for f in tracked if f.startswith("data/checkpoints/") or f.endswith(".safetensors")]
-    r = sh(root, "bash", "-c", tiny_names("dvc exp run -S rates.q2.lmbda=0.02"))     # the README's line
-    assert sorted(ran_stages(r.stdout)) == sorted(["report"] + [
-        f"{stage}@{v}-b" for stage in ("train", "export", "evaluate") for v in ("grm", "bmshj2018")])
+    assert (
+        "data/report/metrics.json" in tracked and "data/eval/grm-a.json" in tracked
+    )  # versioned in git
+    assert not [
+        f for f in tracked if f.startswith("data/checkpoints/") or f.endswith(".safetensors")
+    ]
+    r = sh(
+        root, "bash", "-c", tiny_names("dvc exp run -S rates.q2.lmbda=0.02")
+    )  # the README's line
+    assert sorted(ran_stages(r.stdout)) == sorted(
+        ["report"]
+        + [
+            f"{stage}@{v}-b"
+            for stage in ("train", "export", "evaluate")
+            for v in ("grm", "bmshj2018")
+        ]
+    )
     show = json.loads(sh(root, dvc, "exp", "show", "--json").stdout)
     exps = [e for commit in show for e in (commit.get("experiments") or [])]
+
     def lmbda_b(data):
-        rates = ((data or {}).get("params", {}).get("params.yaml", {}).get("data") or {}).get("rates", {})
+        rates = ((data or {}).get("params", {}).get("params.yaml", {}).get("data") or {}).get(
+            "rates", {}
+        )
         return rates.get("b", {}).get("lmbda")
-    runs = [rev["data"] for e in exps for rev in e.get("revs", []) if lmbda_b(rev.get("data")) == 0.02]
+
+    runs = [
+        rev["data"] for e in exps for rev in e.get("revs", []) if lmbda_b(rev.get("data")) == 0.02
+    ]
     assert runs, json.dumps(show)[:2000]
     data = runs[0]
     report = data["metrics"]["data/report/metrics.json"]["data"]
@@ -194,13 +278,16 @@ def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
 # profile's names (see tiny_names); a string: what runs instead, and why; "": run by
 # another test of this module (named beside it) or with the line above.
 README_RUNS = {
-    "source .venv/bin/activate": "true",          # the tests' PATH starts with the venv's bin
+    "source .venv/bin/activate": "true",  # the tests' PATH starts with the venv's bin
     "dvc metrics show": None,
     "dvc plots show": None,
-    "make baseline": "",                           # run by test_exp_run_sets_one_rate_point_…
-    "dvc exp run -S rates.q2.lmbda=0.02": "",       # likewise
+    "make baseline": "",  # run by test_exp_run_sets_one_rate_point_…
+    "dvc exp run -S rates.q2.lmbda=0.02": "",  # likewise
     "dvc exp run -S '+rates.q4={lmbda: 0.025}'": None,
-    "dvc exp show --drop '.*' --keep 'Experiment|Created|^grm\\.q[0-9]+\\.(bpp|psnr)$|^rates\\..*\\.lmbda$'": None,
+    (
+        "dvc exp show --drop '.*' "
+        "--keep 'Experiment|Created|^grm\\.q[0-9]+\\.(bpp|psnr)$|^rates\\..*\\.lmbda$'"
+    ): None,
     "dvc exp show --only-changed --csv": None,
     "ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 stages/train.py grm q1": None,
     "grm compress photo.jpg photo.grm --model data/models/grm-q2.safetensors": None,
@@ -211,11 +298,16 @@ README_RUNS = {
     "grm decompress coded/ -o decoded/": None,
     "cat photo.png | grm compress - - --rate q1 > photo.grm": None,
     "python -m grm --version": None,
-    "for env in OMP_WAIT_POLICY= OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1; do":
-        "for env in OMP_WAIT_POLICY= OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1; do env $env .venv/bin/grm compress "
-        "data/eval_images/coffee.png /tmp/c.grm --model data/models/grm-q2.safetensors; done",
-    "env $env .venv/bin/grm compress data/eval_images/coffee.png /tmp/c.grm --model data/models/grm-q2.safetensors":
-        "",                                        # the loop's body: run with the line above
+    "for env in OMP_WAIT_POLICY= OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1; do": (
+        "for env in OMP_WAIT_POLICY= OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1; do env $env "
+        ".venv/bin/grm compress data/eval_images/coffee.png /tmp/c.grm "
+        "--model data/models/grm-q2.safetensors; done"
+    ),
+    # the loop's body: run with the line above
+    (
+        "env $env .venv/bin/grm compress data/eval_images/coffee.png /tmp/c.grm "
+        "--model data/models/grm-q2.safetensors"
+    ): "",
     "done": "",
 }
 
@@ -223,8 +315,15 @@ README_RUNS = {
 def tiny_names(command: str) -> str:
     """A README command with the tiny profile's names: rate points a/b (q1/q2), a new one d
     (q4), the evaluation photo chelsea, the venv of this test run, files in the scratch copy."""
-    for old, new in (("q[0-9]+", "[a-z]"), ("q1", "a"), ("q2", "b"), ("q4", "d"), ("coffee.png", "chelsea.png"),
-                     (".venv/bin/", f"{BIN}/"), ("/tmp/c.grm", "c.grm")):
+    for old, new in (
+        ("q[0-9]+", "[a-z]"),
+        ("q1", "a"),
+        ("q2", "b"),
+        ("q4", "d"),
+        ("coffee.png", "chelsea.png"),
+        (".venv/bin/", f"{BIN}/"),
+        ("/tmp/c.grm", "c.grm"),
+    ):
         command = command.replace(old, new)
     return command
 
@@ -233,6 +332,7 @@ def test_readme_lines_run_as_written(repo):
     """The README's commands, in its order, in the tiny pipeline (after the tests above)."""
     root, _ = repo
     from PIL import Image
+
     photo = Image.open(root / "data/eval_images/chelsea.png")
     photo.save(root / "photo.jpg", quality=90)
     (root / "photos/sub").mkdir(parents=True)
@@ -255,7 +355,9 @@ def test_readme_lines_run_as_written(repo):
 def documented_launch_lines() -> dict[str, str]:
     """The train stage's `cmd` lines the README gives for launching through DVC, by launcher."""
     text = (REPO / "README.md").read_text()
-    found = re.findall(r"^\s*cmd: ((accelerate|torchrun) .*-m stages\.train \S+ \S+?)\s+#", text, re.M)
+    found = re.findall(
+        r"^\s*cmd: ((accelerate|torchrun) .*-m stages\.train \S+ \S+?)\s+#", text, re.M
+    )
     return {launcher: line for line, launcher in found}
 
 
@@ -263,17 +365,25 @@ def exported_provenance(root: Path, name: str) -> dict:
     """What must not depend on the launcher: the model's config and coder, its run key, the
     step selected (the weights and validation figures do: the batch grows with the processes)."""
     from safetensors import safe_open
+
     with safe_open(str(root / f"data/models/{name}.safetensors"), "pt") as f:
         meta = dict(f.metadata())
     extra = json.loads(meta.pop("extra"))
-    return {**meta, "step": extra["step"], "run_key": json.loads((root / f"data/checkpoints/{name}/settings.json").read_text())}
+    return {
+        **meta,
+        "step": extra["step"],
+        "run_key": json.loads((root / f"data/checkpoints/{name}/settings.json").read_text()),
+    }
 
 
 def latest_world_size(root: Path, name: str) -> str:
-    code = ("from mlflow.tracking import MlflowClient; c = MlflowClient('sqlite:///mlflow.db');"
-            "e = c.get_experiment_by_name('grm');"
-            f"r = c.search_runs([e.experiment_id], \"attributes.run_name = '{name}'\", order_by=['attributes.start_time DESC'])[0];"
-            "print(r.data.params['world_size'])")
+    code = (
+        "from mlflow.tracking import MlflowClient; c = MlflowClient('sqlite:///mlflow.db');"
+        "e = c.get_experiment_by_name('grm');"
+        f"r = c.search_runs([e.experiment_id], \"attributes.run_name = '{name}'\", "
+        "order_by=['attributes.start_time DESC'])[0];"
+        "print(r.data.params['world_size'])"
+    )
     return sh(root, sys.executable, "-c", code).stdout.strip().splitlines()[-1]
 
 
@@ -288,9 +398,19 @@ def test_dvc_repro_trains_a_rate_point_through_each_launcher(repo, tmp_path):
     # makes its multi-process launcher start CPU (gloo) ranks.
     hf = tmp_path / "hf"
     (hf / "accelerate").mkdir(parents=True)
-    (hf / "accelerate/default_config.yaml").write_text(yaml.safe_dump({
-        "compute_environment": "LOCAL_MACHINE", "distributed_type": "MULTI_GPU", "num_machines": 1,
-        "num_processes": 2, "machine_rank": 0, "mixed_precision": "no", "dynamo_config": {}}))
+    (hf / "accelerate/default_config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "compute_environment": "LOCAL_MACHINE",
+                "distributed_type": "MULTI_GPU",
+                "num_machines": 1,
+                "num_processes": 2,
+                "machine_rank": 0,
+                "mixed_precision": "no",
+                "dynamo_config": {},
+            }
+        )
+    )
     env = {"HF_HOME": str(hf), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     original = (root / "dvc.yaml").read_text()
     plain = "cmd: python -m stages.train ${item.variant} ${item.rate}"
@@ -301,7 +421,10 @@ def test_dvc_repro_trains_a_rate_point_through_each_launcher(repo, tmp_path):
             (root / "dvc.yaml").write_text(original.replace(plain, f"cmd: {line}"))
             shutil.rmtree(root / "data/checkpoints/grm-a")
             r = sh(root, str(BIN / "dvc"), "repro", "export@grm-a", env=env)
-            assert ran_stages(r.stdout) == ["train@grm-a", "export@grm-a"], (launcher, r.stdout[-2000:])
+            assert ran_stages(r.stdout) == ["train@grm-a", "export@grm-a"], (
+                launcher,
+                r.stdout[-2000:],
+            )
             assert latest_world_size(root, "grm-a") == "2", launcher
             assert exported_provenance(root, "grm-a") == single, launcher
     finally:

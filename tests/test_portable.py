@@ -23,7 +23,7 @@ def photos():
     out = []
     for name, (top, left) in (("coffee", (100, 200)), ("chelsea", (60, 120))):
         arr, _ = read_image(bundled_photos()[name])
-        out.append(np.ascontiguousarray(arr[top:top + 96, left:left + 160]))
+        out.append(np.ascontiguousarray(arr[top : top + 96, left : left + 160]))
     return out
 
 
@@ -53,13 +53,15 @@ def test_files_decode_bit_exactly_across_thread_counts(model_file, photos):
                 assert torch.equal(y, enc.y_symbols), (t_enc, t_dec)
 
 
-def _reversed_numpy_matmul(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+def _reversed_numpy_matmul(
+    a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None
+) -> torch.Tensor:
     """Another summation order on another library: numpy, inner dimension in reverse
     chunks of 7, the added term last. Exact integer sums must not notice."""
     A, B = a.double().numpy(), b.double().numpy()
     out = np.zeros((A.shape[0], B.shape[1]))
     for k in reversed(range(0, A.shape[1], 7)):
-        out += A[:, k:k + 7] @ B[k:k + 7]
+        out += A[:, k : k + 7] @ B[k : k + 7]
     if add is not None:
         out += add.double().numpy()
     return torch.from_numpy(out).to(a.dtype)
@@ -74,6 +76,7 @@ def test_second_summation_order_gives_identical_tables(model_file, photos, monke
         for arr in (t.probs, t.offsets, t.centre, t.spread):
             digest.update(np.ascontiguousarray(arr).tobytes())
         return t
+
     monkeypatch.setattr(Tables, "coding_tables", record)
     enc = encode_array(model_file, photos[0])
     first, digest = digest, hashlib.sha256()
@@ -86,7 +89,7 @@ def test_second_summation_order_gives_identical_tables(model_file, photos, monke
 def test_model_file_carries_the_integer_model(model_file):
     stored = model_file.model.integer_model()
     fresh = IntegerEntropyModel.export(model_file.model)
-    assert stored is model_file.model.integer_model()      # the stored one, not rebuilt
+    assert stored is model_file.model.integer_model()  # the stored one, not rebuilt
     for name, t in fresh.tensors().items():
         assert torch.equal(stored.tensors()[name], t), name
 
@@ -100,42 +103,55 @@ def test_integer_layers_follow_the_float_networks():
     z = torch.round(torch.randn(1, model.config.N, 3, 4) * 3)
     with torch.no_grad():
         psi = model.h_s(z)[0].flatten(1).t()
-    psi_int = coder.hyper(z).double() / 2 ** integer_ops.FRAC
+    psi_int = coder.hyper(z).double() / 2**integer_ops.FRAC
     assert (psi_int - psi).abs().max() < 0.01 * psi.abs().max() + 0.01
     y = torch.round(torch.randn(1, model.config.M, 8, 8) * 2)
     with torch.no_grad():
-        logits, means, scales, _ = model.entropy_parameters(y, torch.zeros(1, 2 * model.config.M, 8, 8))
+        logits, means, scales, _ = model.entropy_parameters(
+            y, torch.zeros(1, 2 * model.config.M, 8, 8)
+        )
     # the first position: no reference, zero ψ, only the context's zero padding
     phi = coder.local(torch.zeros(1, 12 * model.config.M))
-    _, m_int, _ = coder.stages(phi, torch.zeros(1, 2 * model.config.M, dtype=torch.float64),
-                               torch.zeros(1, 2 * model.config.M))
+    _, m_int, _ = coder.stages(
+        phi,
+        torch.zeros(1, 2 * model.config.M, dtype=torch.float64),
+        torch.zeros(1, 2 * model.config.M),
+    )
     ref = means[:, 0, :, 0, 0]
-    assert (m_int[:, 0].double() / 2 ** integer_ops.FRAC - ref).abs().max() < 0.01 * ref.abs().max() + 0.01
+    assert (
+        m_int[:, 0].double() / 2**integer_ops.FRAC - ref
+    ).abs().max() < 0.01 * ref.abs().max() + 0.01
 
 
 def test_layers_that_could_overflow_exact_sums_are_refused():
     w = torch.full((2, 4), 1.0)
     with pytest.raises(ValueError, match="exact float64"):
-        integer_ops.QLayer.quantise(w, torch.tensor([1e12, 0.0]) , 10, 1 << 22, leaky=False)
+        integer_ops.QLayer.quantise(w, torch.tensor([1e12, 0.0]), 10, 1 << 22, leaky=False)
 
 
 def test_model_file_without_integer_model_still_codes(model_file, photos, tmp_path):
     """A file exported before integer entropy models: the integer model is built from its
     float weights at load, which on one machine gives the very tables a stored one holds."""
-    old = load_model(save_model(model_file.model, tmp_path / "old.safetensors", "portable", coder=False))
+    old = load_model(
+        save_model(model_file.model, tmp_path / "old.safetensors", "portable", coder=False)
+    )
     assert getattr(old.model, "_integer_model", None) is None
     enc = encode_array(old, photos[1])
     stored = load_model(save_model(old.model, tmp_path / "new.safetensors", "portable"))
     assert stored.model.integer_model() is stored.model.integer_model()
-    f = container.unpack(enc.data)     # the same file, pointed at the re-exported model
-    data = container.pack(container.GrmFile(f.model_name, stored.weights_hash, f.height, f.width,
-                                            f.symbols_checksum, f.streams))
+    f = container.unpack(enc.data)  # the same file, pointed at the re-exported model
+    data = container.pack(
+        container.GrmFile(
+            f.model_name, stored.weights_hash, f.height, f.width, f.symbols_checksum, f.streams
+        )
+    )
     _, y = decode_bytes(stored, data)
     assert torch.equal(y, enc.y_symbols)
 
 
 def test_tables_for_other_grids_are_refused():
     from grm.integer_tables import build_tables
+
     tables = build_tables()
     tables["sigma"] = tables["sigma"][::4].contiguous()
     with pytest.raises(ValueError, match="lookup grids"):
@@ -146,6 +162,7 @@ def test_bands_and_candidate_blocks_leave_the_bits_unchanged(model_file, photos,
     """Memory is bounded by working in bands of rows (h_s) and blocks of candidates (the
     reference search); sums are exact, so the smallest bands and blocks code the same."""
     import grm.latent_coder as latent_coder
+
     enc = encode_array(model_file, photos[0])
     monkeypatch.setattr(integer_ops, "BAND", 1)
     monkeypatch.setattr(latent_coder, "CANDIDATES", 7)
@@ -156,15 +173,27 @@ def test_bands_and_candidate_blocks_leave_the_bits_unchanged(model_file, photos,
 
 def test_banded_convolutions_match_the_whole_image(monkeypatch):
     torch.manual_seed(3)
-    x = torch.round(torch.randn(6, 11, 9) * 2 ** 12)
+    x = torch.round(torch.randn(6, 11, 9) * 2**12)
     for k, op in ((5, integer_ops.conv_transpose2d), (3, integer_ops.conv2d)):
-        layer = integer_ops.QLayer.quantise(torch.randn(4, 6, k, k), torch.randn(4), 10, 1 << 22, leaky=True)
+        layer = integer_ops.QLayer.quantise(
+            torch.randn(4, 6, k, k), torch.randn(4), 10, 1 << 22, leaky=True
+        )
         monkeypatch.setattr(integer_ops, "BAND", 64)
         whole = op(x, layer)
-        reference = (torch.nn.functional.conv_transpose2d(x[None].double(), layer.weight.transpose(0, 1),
-                                                          stride=2, padding=2, output_padding=1)
-                     if k == 5 else torch.nn.functional.conv2d(x[None].double(), layer.weight, padding=1))
-        assert torch.equal(whole, layer.requantise(reference[0] + layer.bias.view(-1, 1, 1), 0).float())
+        reference = (
+            torch.nn.functional.conv_transpose2d(
+                x[None].double(),
+                layer.weight.transpose(0, 1),
+                stride=2,
+                padding=2,
+                output_padding=1,
+            )
+            if k == 5
+            else torch.nn.functional.conv2d(x[None].double(), layer.weight, padding=1)
+        )
+        assert torch.equal(
+            whole, layer.requantise(reference[0] + layer.bias.view(-1, 1, 1), 0).float()
+        )
         for band in (1, 2, 4):
             monkeypatch.setattr(integer_ops, "BAND", band)
             assert torch.equal(op(x, layer), whole), (k, band)
@@ -174,6 +203,7 @@ def test_cdf_lookup_is_the_stored_table_interpolated():
     """Φ is looked up in a table interpolated once at load; the integers must be those of
     interpolating the stored 2^-8 table per call (what earlier files were coded with)."""
     from grm.integer_tables import T_BITS, T_MAX, T_STEP_BITS, build_tables
+
     tables = Tables(build_tables())
     d = torch.arange(-(1 << 21), 1 << 21, 3, dtype=torch.int64)
     s = torch.arange(d.numel()) % tables.sigma.numel()
@@ -184,15 +214,17 @@ def test_cdf_lookup_is_the_stored_table_interpolated():
     i, f = t >> shift, t & ((1 << shift) - 1)
     expected = tables.phi[i] + (((tables.phi[i + 1] - tables.phi[i]) * f) >> shift)
     assert torch.equal(tables.cdf(d, s).long(), expected)
-    assert torch.equal(tables.cdf(d.double(), s).long(), expected)   # float64 integers too
+    assert torch.equal(tables.cdf(d.double(), s).long(), expected)  # float64 integers too
 
 
 def test_leaky_requantisation_takes_the_multiplier_of_the_sign():
     """The LeakyReLU is folded into the requantisation as max(acc·mult, acc·mult_neg);
     that must be acc·mult for acc ≥ 0 and acc·mult_neg below, bit for bit."""
     torch.manual_seed(3)
-    layer = integer_ops.QLayer.quantise(torch.randn(64, 32), torch.randn(64), 10, 1 << 22, leaky=True)
-    acc = torch.round(torch.randn(500, 64, dtype=torch.float64) * 2 ** 40)
+    layer = integer_ops.QLayer.quantise(
+        torch.randn(64, 32), torch.randn(64), 10, 1 << 22, leaky=True
+    )
+    acc = torch.round(torch.randn(500, 64, dtype=torch.float64) * 2**40)
     acc[:, :4] = 0.0
     chosen = torch.where(acc >= 0, layer.mult, layer.mult_neg)
     expected = (acc * chosen).round().clamp(-integer_ops.ACT_LIMIT, integer_ops.ACT_LIMIT)

@@ -39,8 +39,11 @@ def test_import_walk_sees_function_level_imports():
 
 def test_train_params_are_the_settings_that_decide_the_weights():
     listed = {p for p in DVC["train"]["params"] if p.startswith("train.")}
-    defining = {f"train.{f.name}" for f in fields(TrainSettings)
-                if f.name not in BOOKKEEPING and f.name not in ("arch", "lmbda", "init_from")}
+    defining = {
+        f"train.{f.name}"
+        for f in fields(TrainSettings)
+        if f.name not in BOOKKEEPING and f.name not in ("arch", "lmbda", "init_from")
+    }
     assert listed == defining | {"train.shards"}
     # the base overrides steps and lr_drop_at (its own section): editing the rate points'
     # values must not retrain it
@@ -74,18 +77,27 @@ def test_no_stage_script_shadows_a_standard_library_module():
 @pytest.mark.parametrize("name", sorted(DVC))
 def test_stage_help_prints_usage_and_does_nothing(name, form, tmp_path):
     launch = ["-m", f"stages.{name}"] if form == "module" else [str(REPO / "stages" / f"{name}.py")]
-    r = subprocess.run([sys.executable, *launch, "--help"], cwd=tmp_path,
-                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, *launch, "--help"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and "usage:" in r.stdout, r.stderr[-2000:]
     assert list(tmp_path.iterdir()) == [], "--help must not write anything"
 
 
-@pytest.mark.parametrize("path", ["params.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "profiles").glob("*.yaml"))])
+@pytest.mark.parametrize(
+    "path",
+    ["params.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "profiles").glob("*.yaml"))],
+)
 def test_every_profile_is_complete_and_valid(path):
     """`cp profiles/X.yaml params.yaml && dvc repro` must not fail on a missing or unknown key."""
     from grm.pipeline.prepare import PrepareSettings
     from grm.pipeline.stage import base_settings, run_settings
+
     params = yaml.safe_load((REPO / path).read_text())
     PrepareSettings.from_dict(params["prepare"])
     listed = {p.split(".", 1)[1] for p in DVC["train"]["params"] if p.startswith("train.")}
@@ -100,19 +112,24 @@ def test_every_profile_is_complete_and_valid(path):
 def test_the_codec_modules_import_without_a_cycle():
     """Imports inside grm/, function-level ones included, form a DAG: layers point one way."""
     import ast
+
     graph = {}
     for f in sorted((REPO / "grm").glob("*.py")):
         deps = set()
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 1:
                 deps |= {node.module} if node.module else {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("grm."):
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").startswith("grm.")
+            ):
                 deps.add(node.module.split(".")[1])
         graph[f.stem] = {d.split(".")[0] for d in deps}
     done, path = set(), []
 
     def visit(mod):
-        assert mod not in path, f"import cycle: {' -> '.join(path[path.index(mod):] + [mod])}"
+        assert mod not in path, f"import cycle: {' -> '.join(path[path.index(mod) :] + [mod])}"
         if mod in done or mod not in graph:
             return
         path.append(mod)

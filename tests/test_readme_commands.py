@@ -47,26 +47,42 @@ def documented_commands() -> list[tuple[str, str]]:
 
 def test_the_readmes_document_commands():
     scripts = {s for s, _ in documented_commands()}
-    assert {"benchmarks/bench_quality.py", "benchmarks/bench_train.py", "stages/train.py", "stages/base.py"} <= scripts
+    assert {
+        "benchmarks/bench_quality.py",
+        "benchmarks/bench_train.py",
+        "stages/train.py",
+        "stages/base.py",
+    } <= scripts
 
 
 @pytest.mark.parametrize("script,args", documented_commands(), ids=lambda v: v or "-")
 def test_documented_command_line_parses(script, args, tmp_path):
     assert (REPO / script).is_file(), f"the README names {script}, which does not exist"
     argv = shlex.split(args.replace("WEIGHTS", str(tmp_path / "w.safetensors")))
-    r = subprocess.run([sys.executable, "-c", PARSE_ONLY, str(REPO / script), *argv], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", PARSE_ONLY, str(REPO / script), *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0 and "PARSED" in r.stdout, f"{script} {args}:\n{r.stderr[-2000:]}"
 
 
 def test_documented_mlflow_ui_serves_and_stops(tmp_path):
-    """The README's `mlflow ui` line serves the store, and a SIGTERM to it leaves no process behind."""
+    """The README's `mlflow ui` line serves the store, and a SIGTERM to it leaves no process
+    behind."""
     import os
     import signal
     import socket
     import time
     import urllib.request
-    line = next(ln for ln in (REPO / "README.md").read_text().splitlines() if "mlflow ui " in ln and "#" in ln)
+
+    line = next(
+        ln
+        for ln in (REPO / "README.md").read_text().splitlines()
+        if "mlflow ui " in ln and "#" in ln
+    )
     words = shlex.split(line.split("#")[0])
     env = dict(os.environ)
     while "=" in words[0]:
@@ -77,9 +93,14 @@ def test_documented_mlflow_ui_serves_and_stops(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     argv = [str(Path(sys.executable).parent / "mlflow"), *words[1:], "--port", str(port)]
-    proc = subprocess.Popen([a.replace("sqlite:///mlflow.db", f"sqlite:///{tmp_path / 'mlflow.db'}") for a in argv],
-                            cwd=tmp_path, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [a.replace("sqlite:///mlflow.db", f"sqlite:///{tmp_path / 'mlflow.db'}") for a in argv],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -87,13 +108,15 @@ def test_documented_mlflow_ui_serves_and_stops(tmp_path):
                 assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status == 200
                 break
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "mlflow ui did not start"
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    "mlflow ui did not start"
+                )
                 time.sleep(1)
-        time.sleep(5)     # MLflow's job runner, if enabled, starts its consumers after the server
+        time.sleep(5)  # MLflow's job runner, if enabled, starts its consumers after the server
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while True:       # every process of its group gone
+        while True:  # every process of its group gone
             try:
                 os.killpg(proc.pid, 0)
             except ProcessLookupError:

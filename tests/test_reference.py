@@ -16,7 +16,9 @@ def brute_force(y):
     desc = []
     for r in range(h):
         for c in range(w):
-            d = torch.cat([value(r - 1, c - 1), value(r - 1, c), value(r - 1, c + 1), value(r, c - 1)])
+            d = torch.cat(
+                [value(r - 1, c - 1), value(r - 1, c), value(r - 1, c + 1), value(r, c - 1)]
+            )
             desc.append(F.normalize(d, dim=0))
     refs, sims = [], []
     for i, d in enumerate(desc):
@@ -34,7 +36,7 @@ def test_search_matches_brute_force_and_is_causal():
     torch.manual_seed(0)
     y = torch.randint(-2, 3, (1, 3, 6, 7)).float()
     ref, sim, has_ref = causal_search(descriptors(y), order_keys(6, 7, "raster"), chunk=5)
-    _, sims = brute_force(y)     # its choice of reference is not compared: ties may differ
+    _, sims = brute_force(y)  # its choice of reference is not compared: ties may differ
     for i, s_bf in enumerate(sims):
         if i == 0:
             assert not has_ref[0, 0] and sim[0, 0] == SIM_MIN
@@ -50,7 +52,7 @@ def test_future_positions_never_change_the_search():
     y = torch.randn(1, 4, 5, 5).round()
     ref, sim, _ = causal_search(descriptors(y), order_keys(5, 5, "raster"))
     y2 = y.clone()
-    y2[0, :, 3:, :] = torch.randn(4, 2, 5).round() * 5       # rewrite rows 3 and 4
+    y2[0, :, 3:, :] = torch.randn(4, 2, 5).round() * 5  # rewrite rows 3 and 4
     ref2, sim2, _ = causal_search(descriptors(y2), order_keys(5, 5, "raster"))
     # Positions up to row 3 col 0 only see rows < 3 through their descriptors (and row 3 col 0's
     # descriptor only reaches row 2), so their references cannot move.
@@ -68,6 +70,7 @@ def test_similarity_is_differentiable():
 
 def test_wavefront_order_is_causal_for_context_and_search():
     from grm.reference import decode_groups, order_keys
+
     h, w = 5, 9
     keys = order_keys(h, w, "wavefront").view(h, w)
     for r in range(h):
@@ -94,6 +97,7 @@ def test_reference_path_sends_no_gradient_to_the_latents():
     """As in the released code: S and φ_ref read a detached ŷ. With the local context
     silenced, stage 2's parameters must not depend on ŷ through any differentiable path."""
     from grm.model import GRM
+
     model = GRM("tiny")
     with torch.no_grad():
         model.context.weight.zero_()
@@ -111,6 +115,7 @@ def test_reference_path_sends_no_gradient_to_the_latents():
 
 def test_ties_break_in_decoding_order_like_the_coder():
     from grm.reference import order_keys
+
     # Binary ŷ: many exact ties, several of which (seed 1) the raster index would break
     # differently from the wavefront decoding order.
     y = torch.randint(0, 2, (1, 1, 6, 10), generator=torch.Generator().manual_seed(1)).float()
@@ -136,11 +141,12 @@ def test_estimated_rate_matches_coded_rate_on_repeated_texture(trained, photo, o
     from grm.model import GRM
     from grm.model_file import LoadedModel
     from grm.pipeline.metrics import bits
+
     model = GRM({**trained.model.config.to_dict(), "decode_order": order})
     model.load_state_dict(trained.model.state_dict())
     model.eval()
     lm = LoadedModel(model, "t", bytes(16), "grm", model.export_config(), None, {})
-    rgb = np.tile(photo[200:232, 200:232], (4, 5, 1))             # 128 x 160 of one tile
+    rgb = np.tile(photo[200:232, 200:232], (4, 5, 1))  # 128 x 160 of one tile
     enc = encode_array(lm, rgb)
     with torch.no_grad():
         est = float(bits(model(to_tensor(rgb))["likelihoods"])) / 8

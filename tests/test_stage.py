@@ -20,8 +20,10 @@ def test_dvc_yaml_names_the_data_paths_the_stages_use():
     text = (REPO / "dvc.yaml").read_text()
     declared = {d.split("${")[0].rstrip(":") for d in re.findall(r"\bdata/[^\s'\"]+", text)}
     known = {str(p) for p in paths.ALL}
+
     def under(d, k):
         return d == k or d.startswith(k + "/")
+
     outside = {d for d in declared if not any(under(d, k) for k in known)}
     assert not outside, f"dvc.yaml paths not in grm.pipeline.paths: {sorted(outside)}"
     unused = {k for k in known if not any(under(d, k) for d in declared)}

@@ -21,7 +21,7 @@ def test_tiles_match_the_whole_image():
         assert float((x_hat - x_t).abs().max()) < 1e-4 * float(x_hat.abs().max())
         # cropped in place: the same pixels, only the requested size
         x_c = tiled(model.g_s, y_hat, 1, Y_STRIDE, tile=3, margin=4, size=(x_hat.shape[2] - 21, 50))
-        assert torch.equal(x_c, x_t[..., :x_hat.shape[2] - 21, :50])
+        assert torch.equal(x_c, x_t[..., : x_hat.shape[2] - 21, :50])
         # a margin that is too small shows: the test can fail
         x_bad = tiled(model.g_s, y_hat, 1, Y_STRIDE, tile=3, margin=0)
         assert float((x_hat - x_bad).abs().max()) > 1e-3 * float(x_hat.abs().max())
@@ -29,10 +29,11 @@ def test_tiles_match_the_whole_image():
 
 def test_tiled_round_trip_is_exact(trained, photo, monkeypatch):
     from grm.codec import decode_bytes, encode_array
-    rgb = photo[:150, :200]                              # 10 × 13 latents
+
+    rgb = photo[:150, :200]  # 10 × 13 latents
     enc = encode_array(trained, rgb)
     whole, _ = decode_bytes(trained, enc.data)
-    monkeypatch.setattr(trained.model, "tile", 3)        # 4 × 5 tiles on a small photo
+    monkeypatch.setattr(trained.model, "tile", 3)  # 4 × 5 tiles on a small photo
     out, y = decode_bytes(trained, enc.data)
     # the latents decode the same; tiles change the synthesis' float rounding only
     assert torch.equal(y, enc.y_symbols) and out.shape == rgb.shape
@@ -46,6 +47,7 @@ def test_uint8_photos_code_as_their_float_version(trained, photo, monkeypatch):
     """The codec converts 8-bit photos to float a tile at a time (a large photo is never
     held as float32); the latents and bytes equal those of the photo converted at once."""
     from grm.image_io import to_tensor, uint8_view
+
     monkeypatch.setattr(trained.model, "tile", 3)
     rgb = photo[:150, :200]
     with torch.no_grad():

@@ -28,8 +28,11 @@ def test_an_unreachable_tracking_server_is_one_line_and_fast(tmp_path, monkeypat
     import time
     from grm.errors import GrmError
     from grm.pipeline.tracking import pipeline_tracker
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     t = time.perf_counter()
-    with pytest.raises(GrmError, match="MLflow tracking server http://127.0.0.1:9 is not reachable") as e:
+    with pytest.raises(
+        GrmError, match="MLflow tracking server http://127.0.0.1:9 is not reachable"
+    ) as e:
         pipeline_tracker(tmp_path, {"prepare": {}, "train": {}})
     assert time.perf_counter() - t < 60 and "\n" not in str(e.value)

@@ -31,11 +31,13 @@ def reuse_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
-    except (OSError, AttributeError):          # musl and other libcs: nothing to tune
+    except (OSError, AttributeError):  # musl and other libcs: nothing to tune
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = all(mallopt(opt, value) == 1 for opt, value in (
-        (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
+    ok = all(
+        mallopt(opt, value) == 1
+        for opt, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+    )
     if ok:
         log.debug("glibc malloc keeps freed memory for reuse")
     _done = ok

@@ -13,8 +13,9 @@ from .eval_set import mean_row
 from .metrics import ms_ssim, psnr
 
 
-def evaluate_classic(name: str, qualities: list[int], images: list[tuple[str, np.ndarray]],
-                     stream_dir: Path) -> list[dict]:
+def evaluate_classic(
+    name: str, qualities: list[int], images: list[tuple[str, np.ndarray]], stream_dir: Path
+) -> list[dict]:
     """One entry per quality: the mean over images plus the per-image rows."""
     codec = get_codec(name)
     stream_dir.mkdir(parents=True, exist_ok=True)
@@ -32,8 +33,17 @@ def evaluate_classic(name: str, qualities: list[int], images: list[tuple[str, np
             out = codec.decode(path.read_bytes(), (h, w))
             dec_s = time.perf_counter() - t
             size = path.stat().st_size
-            rows.append({"image": key, "quality": q, "bytes": size, "bpp": 8 * size / (h * w),
-                         "psnr": psnr(rgb, out), "ms_ssim": ms_ssim(rgb, out),
-                         "encode_s": enc_s, "decode_s": dec_s})
+            rows.append(
+                {
+                    "image": key,
+                    "quality": q,
+                    "bytes": size,
+                    "bpp": 8 * size / (h * w),
+                    "psnr": psnr(rgb, out),
+                    "ms_ssim": ms_ssim(rgb, out),
+                    "encode_s": enc_s,
+                    "decode_s": dec_s,
+                }
+            )
         points.append({"quality": q, "mean": mean_row(rows), "images": rows})
     return points

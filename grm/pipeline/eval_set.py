@@ -21,13 +21,15 @@ def eval_images(folder: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def mean_row(rows: list[dict]) -> dict:
-    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    keys = [
+        k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     out = {}
     for k in keys:
         vals = np.array([r[k] for r in rows], dtype=float)
         finite = vals[np.isfinite(vals)]
         out[k] = float(finite.mean()) if finite.size else float("nan")
-    if all("bit_exact" in r for r in rows):     # learned codecs: the decoded latents were compared
+    if all("bit_exact" in r for r in rows):  # learned codecs: the decoded latents were compared
         out["bit_exact"] = all(r["bit_exact"] for r in rows)
     out["images"] = len(rows)
     return out

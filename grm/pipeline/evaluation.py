@@ -18,11 +18,13 @@ from .metrics import bits, ms_ssim, psnr
 log = logging.getLogger("grm.evaluate")
 
 
-def evaluate_model(lm: LoadedModel, images: list[tuple[str, np.ndarray]],
-                   decoded_dir: Path | None = None) -> list[dict]:
+def evaluate_model(
+    lm: LoadedModel, images: list[tuple[str, np.ndarray]], decoded_dir: Path | None = None
+) -> list[dict]:
     """One row per image: actual and estimated bpp, PSNR, MS-SSIM, timings, bit-exactness;
     the decoded images go to ``decoded_dir`` as PNG (the report shows crops of them)."""
     from tqdm.auto import tqdm
+
     rows = []
     if decoded_dir is not None:
         Path(decoded_dir).mkdir(parents=True, exist_ok=True)
@@ -38,10 +40,29 @@ def evaluate_model(lm: LoadedModel, images: list[tuple[str, np.ndarray]],
             write_png(Path(decoded_dir) / f"{key}.png", out)
         with torch.no_grad():
             est = float(bits(lm.model(to_tensor(rgb))["likelihoods"]))
-        rows.append({"image": key, "width": w, "height": h, "bytes": len(enc.data),
-                     "bpp": 8 * len(enc.data) / (h * w), "bpp_estimated": est / (h * w),
-                     "psnr": psnr(rgb, out), "ms_ssim": ms_ssim(rgb, out),
-                     "encode_s": enc.seconds, "decode_s": dec_s, "bit_exact": True})
-        log.info("%s %s: %.4f bpp (est %.4f), %.2f dB, enc %.2fs dec %.2fs", lm.name, key, rows[-1]["bpp"],
-                 rows[-1]["bpp_estimated"], rows[-1]["psnr"], enc.seconds, dec_s)
+        rows.append(
+            {
+                "image": key,
+                "width": w,
+                "height": h,
+                "bytes": len(enc.data),
+                "bpp": 8 * len(enc.data) / (h * w),
+                "bpp_estimated": est / (h * w),
+                "psnr": psnr(rgb, out),
+                "ms_ssim": ms_ssim(rgb, out),
+                "encode_s": enc.seconds,
+                "decode_s": dec_s,
+                "bit_exact": True,
+            }
+        )
+        log.info(
+            "%s %s: %.4f bpp (est %.4f), %.2f dB, enc %.2fs dec %.2fs",
+            lm.name,
+            key,
+            rows[-1]["bpp"],
+            rows[-1]["bpp_estimated"],
+            rows[-1]["psnr"],
+            enc.seconds,
+            dec_s,
+        )
     return rows

@@ -27,8 +27,9 @@ class RateDistortionLoss(nn.Module):
         bpp = bits(out["likelihoods"]) / (n * h * w)
         mse = torch.mean((out["x_hat"] - x) ** 2)
         if self.metric == "mse":
-            dist = 255.0 ** 2 * mse
+            dist = 255.0**2 * mse
         else:
             from pytorch_msssim import ms_ssim
+
             dist = 1.0 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0)
         return {"loss": self.lmbda * dist + bpp, "bpp": bpp, "mse": mse, "distortion": dist}

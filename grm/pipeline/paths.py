@@ -8,17 +8,28 @@ cannot drift apart.
 from pathlib import Path
 
 DATA = Path("data")
-SHARDS = DATA / "shards"                      # prepare → WebDataset shards
-EVAL_IMAGES = DATA / "eval_images"            # prepare → evaluation photos (PNG)
+SHARDS = DATA / "shards"  # prepare → WebDataset shards
+EVAL_IMAGES = DATA / "eval_images"  # prepare → evaluation photos (PNG)
 PREPARE_SUMMARY = DATA / "prepare_summary.json"
-CHECKPOINTS = DATA / "checkpoints"            # base / train → resumable runs, one folder per run
-BASES = DATA / "bases"                        # base → each variant's warm start
-MODELS = DATA / "models"                      # export → model files and their summaries
-DECODED = DATA / "decoded"                    # evaluate → decoded photos
-EVAL = DATA / "eval"                          # evaluate → one JSON per model
-CLASSIC = DATA / "classic"                    # classic → the codecs' files
-EVAL_CLASSIC = DATA / "eval_classic"          # classic → one JSON per codec
-REPORT = DATA / "report"                      # report → tables, plots, figures
+CHECKPOINTS = DATA / "checkpoints"  # base / train → resumable runs, one folder per run
+BASES = DATA / "bases"  # base → each variant's warm start
+MODELS = DATA / "models"  # export → model files and their summaries
+DECODED = DATA / "decoded"  # evaluate → decoded photos
+EVAL = DATA / "eval"  # evaluate → one JSON per model
+CLASSIC = DATA / "classic"  # classic → the codecs' files
+EVAL_CLASSIC = DATA / "eval_classic"  # classic → one JSON per codec
+REPORT = DATA / "report"  # report → tables, plots, figures
 
-ALL = (SHARDS, EVAL_IMAGES, PREPARE_SUMMARY, CHECKPOINTS, BASES, MODELS, DECODED, EVAL, CLASSIC,
-       EVAL_CLASSIC, REPORT)
+ALL = (
+    SHARDS,
+    EVAL_IMAGES,
+    PREPARE_SUMMARY,
+    CHECKPOINTS,
+    BASES,
+    MODELS,
+    DECODED,
+    EVAL,
+    CLASSIC,
+    EVAL_CLASSIC,
+    REPORT,
+)

@@ -34,16 +34,16 @@ log = logging.getLogger("grm.prepare")
 
 @dataclass
 class PrepareSettings:
-    source: str = "bundled"        # 'bundled' or a folder of images (searched recursively)
-    eval_names: list = field(default_factory=list)   # file stems for the evaluation set
-    eval_fraction: float = 0.0     # used when eval_names is empty: this share of images, by key hash
-    val_fraction: float = 0.01     # share of the other images used for validation, by key hash
+    source: str = "bundled"  # 'bundled' or a folder of images (searched recursively)
+    eval_names: list = field(default_factory=list)  # file stems for the evaluation set
+    eval_fraction: float = 0.0  # used when eval_names is empty: this share of images, by key hash
+    val_fraction: float = 0.01  # share of the other images used for validation, by key hash
     min_side: int = 32
-    max_side: int = 0              # training/validation images larger than this are downscaled (0: never)
-    eval_max_side: int = 512       # centre-crop evaluation images to at most this side
+    max_side: int = 0  # training/validation images larger than this are downscaled (0: never)
+    eval_max_side: int = 512  # centre-crop evaluation images to at most this side
     images_per_shard: int = 2
-    workers: int = 0               # reader processes; 0 = one per CPU core
-    grayscale: str = "keep"        # keep (as R=G=B) | skip: training/validation photos without colour
+    workers: int = 0  # reader processes; 0 = one per CPU core
+    grayscale: str = "keep"  # keep (as R=G=B) | skip: training/validation photos without colour
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrepareSettings":
@@ -59,19 +59,25 @@ def list_sources(source: str, root: Path) -> list[tuple[str, Path]]:
     folder = (root / source) if not Path(source).is_absolute() else Path(source)
     if not folder.is_dir():
         raise FileNotFoundError(f"prepare.source: folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     names = Counter(p.stem for p in files)
-    return [(p.stem if names[p.stem] == 1 else str(p.relative_to(folder)).replace("/", "_"), p) for p in files]
+    return [
+        (p.stem if names[p.stem] == 1 else str(p.relative_to(folder)).replace("/", "_"), p)
+        for p in files
+    ]
 
 
 def key_position(key: str) -> float:
     """A key's fixed place in [0, 1): the split it joins depends on nothing else."""
     digest = hashlib.sha256(b"grm-split\0" + key.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def split_of(key: str, s: PrepareSettings) -> str:
-    """eval (named, or the first eval_fraction of [0, 1)), then val_fraction of the rest, then train."""
+    """eval (named, or the first eval_fraction of [0, 1)), then val_fraction of the rest, then
+    train."""
     if key in s.eval_names:
         return "eval"
     eval_share = 0.0 if s.eval_names else s.eval_fraction
@@ -85,11 +91,12 @@ def split_of(key: str, s: PrepareSettings) -> str:
 def centre_crop(arr: np.ndarray, side: int) -> np.ndarray:
     h, w = arr.shape[:2]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return arr[top:top + side, left:left + side]
+    return arr[top : top + side, left : left + side]
 
 
 def downscale(arr: np.ndarray, max_side: int) -> np.ndarray:
     from PIL import Image
+
     h, w = arr.shape[:2]
     if max_side <= 0 or max(h, w) <= max_side:
         return arr
@@ -99,8 +106,17 @@ def downscale(arr: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def _note_kind(note: str) -> str:
-    return ("grayscale" if "grayscale" in note else "alpha" if "alpha" in note else
-            "16bit" if "8-bit" in note else "exif" if "EXIF" in note else "other_mode")
+    return (
+        "grayscale"
+        if "grayscale" in note
+        else "alpha"
+        if "alpha" in note
+        else "16bit"
+        if "8-bit" in note
+        else "exif"
+        if "EXIF" in note
+        else "other_mode"
+    )
 
 
 def _load(job: tuple[str, str, str, PrepareSettings]) -> dict:
@@ -111,12 +127,19 @@ def _load(job: tuple[str, str, str, PrepareSettings]) -> dict:
     except ImageError as e:
         return {"key": key, "skip": "unreadable", "why": str(e)}
     if min(arr.shape[:2]) < s.min_side:
-        return {"key": key, "skip": "too_small",
-                "why": f"{path}: {arr.shape[1]}x{arr.shape[0]} is smaller than min_side={s.min_side}"}
+        return {
+            "key": key,
+            "skip": "too_small",
+            "why": f"{path}: {arr.shape[1]}x{arr.shape[0]} is smaller than min_side={s.min_side}",
+        }
     kinds = [_note_kind(n) for n in notes]
     if split != "eval" and s.grayscale == "skip" and "grayscale" in kinds:
         # Grey photos teach a short run R = G = B: its decoded colours drift toward grey.
-        return {"key": key, "skip": "grayscale", "why": f"{path}: grayscale (prepare.grayscale: skip)"}
+        return {
+            "key": key,
+            "skip": "grayscale",
+            "why": f"{path}: grayscale (prepare.grayscale: skip)",
+        }
     out = centre_crop(arr, s.eval_max_side) if split == "eval" else downscale(arr, s.max_side)
     return {"key": key, "split": split, "png": png_bytes(out, compress_level=1), "notes": kinds}
 
@@ -127,6 +150,7 @@ def _ordered(fn, jobs: list, workers: int):
         yield from map(fn, jobs)
         return
     import multiprocessing as mp
+
     with mp.get_context("spawn").Pool(workers) as pool:
         pending: deque = deque()
         for job in jobs:
@@ -137,7 +161,9 @@ def _ordered(fn, jobs: list, workers: int):
             yield pending.popleft().get()
 
 
-def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, progress: bool = True) -> dict:
+def prepare(
+    s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, progress: bool = True
+) -> dict:
     """Read, convert or skip every source image; write shards and the evaluation set."""
     sources = list_sources(s.source, root)
     missing = set(s.eval_names) - {k for k, _ in sources}
@@ -147,11 +173,14 @@ def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, pr
     for d in (shards_dir, eval_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    writers = {split: ShardSink(shards_dir, split, s.images_per_shard) for split in ("train", "val")}
+    writers = {
+        split: ShardSink(shards_dir, split, s.images_per_shard) for split in ("train", "val")
+    }
     eval_keys: list[str] = []
     counts: Counter = Counter()
     workers = s.workers or os.cpu_count() or 1
     from tqdm.auto import tqdm
+
     bar = tqdm(total=len(jobs), desc="prepare", unit="img", mininterval=2.0, disable=not progress)
     try:
         for r in _ordered(_load, jobs, min(workers, max(1, len(jobs)))):
@@ -173,20 +202,34 @@ def prepare(s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, pr
     splits = {name: list(shards) for name, shards in sizes.items()}
     missing = set(s.eval_names) - set(eval_keys)
     if missing:
-        raise ValueError(f"prepare.eval_names could not be used (unreadable or too small): {sorted(missing)}")
+        raise ValueError(
+            f"prepare.eval_names could not be used (unreadable or too small): {sorted(missing)}"
+        )
     images = {"train": writers["train"].keys, "val": writers["val"].keys, "eval": eval_keys}
     if not images["train"] or not images["val"]:
-        raise ValueError(f"need at least one training and one validation image; the split by key hash gave "
-                         f"{len(images['train'])} and {len(images['val'])} (raise prepare.val_fraction, "
-                         f"now {s.val_fraction}, or add images)")
-    index = {"splits": splits,
-             "sha256": {n: sha256_file(shards_dir / n) for names in splits.values() for n in names},
-             "counts": {n: c for split in sizes.values() for n, c in split.items()},
-             "images": images}
+        raise ValueError(
+            f"need at least one training and one validation image; the split by key hash gave "
+            f"{len(images['train'])} and {len(images['val'])} (raise prepare.val_fraction, "
+            f"now {s.val_fraction}, or add images)"
+        )
+    index = {
+        "splits": splits,
+        "sha256": {n: sha256_file(shards_dir / n) for names in splits.values() for n in names},
+        "counts": {n: c for split in sizes.values() for n, c in split.items()},
+        "images": images,
+    }
     (shards_dir / INDEX).write_text(json.dumps(index, indent=1))
-    counts.update({"train_images": len(images["train"]), "val_images": len(images["val"]),
-                   "eval_images": len(eval_keys), "train_shards": len(splits["train"]),
-                   "val_shards": len(splits["val"])})
-    counts["skipped"] = counts["skipped_unreadable"] + counts["skipped_too_small"] + counts["skipped_grayscale"]
+    counts.update(
+        {
+            "train_images": len(images["train"]),
+            "val_images": len(images["val"]),
+            "eval_images": len(eval_keys),
+            "train_shards": len(splits["train"]),
+            "val_shards": len(splits["val"]),
+        }
+    )
+    counts["skipped"] = (
+        counts["skipped_unreadable"] + counts["skipped_too_small"] + counts["skipped_grayscale"]
+    )
     counts["converted"] = sum(v for k, v in counts.items() if k.startswith("converted_"))
     return dict(sorted(counts.items()))

@@ -42,7 +42,7 @@ def _imports(root: Path, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""

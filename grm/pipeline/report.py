@@ -15,8 +15,8 @@ MIN_OVERLAP = 0.5
 class Curve:
     name: str
     label: str
-    kind: str                       # grm | seed (the subject, another seed) | peer | ablation | classic
-    points: list = field(default_factory=list)   # dicts with bpp, psnr, ms_ssim, …
+    kind: str  # grm | seed (the subject, another seed) | peer | ablation | classic
+    points: list = field(default_factory=list)  # dicts with bpp, psnr, ms_ssim, …
 
     def sorted(self) -> list:
         return sorted(self.points, key=lambda p: p["bpp"])
@@ -37,8 +37,11 @@ class Curve:
         for p in self._finite(metric):
             (keep if p[metric] > best else dropped).append(p)
             best = max(best, p[metric])
-        return (np.array([p["bpp"] for p in keep]), np.array([p[metric] for p in keep]),
-                [p.get("rate_point", f"{p['bpp']:.3f} bpp") for p in dropped])
+        return (
+            np.array([p["bpp"] for p in keep]),
+            np.array([p[metric] for p in keep]),
+            [p.get("rate_point", f"{p['bpp']:.3f} bpp") for p in dropped],
+        )
 
 
 def quality_db(metric: str, values: np.ndarray) -> np.ndarray:
@@ -51,6 +54,7 @@ def quality_db(metric: str, values: np.ndarray) -> np.ndarray:
 def bd_rate(anchor: Curve, test: Curve, metric: str = "psnr") -> tuple[float | None, str]:
     """BD-rate (%) of test against anchor, or None with the reason it is not defined."""
     import bjontegaard as bd
+
     ra, da, _ = anchor.operational(metric)
     rt, dt, _ = test.operational(metric)
     if len(ra) < 2 or len(rt) < 2:
@@ -63,18 +67,26 @@ def bd_rate(anchor: Curve, test: Curve, metric: str = "psnr") -> tuple[float | N
         return None, f"quality ranges overlap {max(0.0, overlap):.0%} (< {MIN_OVERLAP:.0%})"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = float(bd.bd_rate(ra, da, rt, dt, method="pchip", require_matching_points=False,
-                                 min_overlap=0))
+        value = float(
+            bd.bd_rate(ra, da, rt, dt, method="pchip", require_matching_points=False, min_overlap=0)
+        )
     return value, ""
 
 
 def plot_curves(curves: list[Curve], metric: str, path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     # Learned models: solid lines with markers; classic codecs: thin dotted lines.
-    styles = {"grm": ("o-", 2.2), "ablation": ("s-", 1.4), "peer": ("^-", 1.6), "classic": (".:", 0.9)}
+    styles = {
+        "grm": ("o-", 2.2),
+        "ablation": ("s-", 1.4),
+        "peer": ("^-", 1.6),
+        "classic": (".:", 0.9),
+    }
     shown = []
     for c in curves:
         x, y = c.arrays(metric)
@@ -95,7 +107,10 @@ def plot_curves(curves: list[Curve], metric: str, path) -> None:
         ax.set_ylim(y_lo, y_hi)
     ax.set_xlabel("bits per pixel (actual bitstream)")
     ax.set_ylabel("MS-SSIM (dB)" if metric == "ms_ssim" else "PSNR (dB)")
-    ax.set_title(f"Rate–distortion, {'MS-SSIM' if metric == 'ms_ssim' else 'PSNR'} (mean over evaluation set)")
+    ax.set_title(
+        f"Rate–distortion, {'MS-SSIM' if metric == 'ms_ssim' else 'PSNR'} "
+        "(mean over evaluation set)"
+    )
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
@@ -118,8 +133,14 @@ def deltas(subject: Curve, other: Curve) -> list[dict]:
         mine = own.get(p["rate_point"])
         if mine is None or not p["bpp"]:
             continue
-        out.append({"rate_point": p["rate_point"], "bpp": 100 * (mine["bpp"] / p["bpp"] - 1),
-                    "psnr": mine["psnr"] - p["psnr"], "ms_ssim": mine["ms_ssim"] - p["ms_ssim"]})
+        out.append(
+            {
+                "rate_point": p["rate_point"],
+                "bpp": 100 * (mine["bpp"] / p["bpp"] - 1),
+                "psnr": mine["psnr"] - p["psnr"],
+                "ms_ssim": mine["ms_ssim"] - p["ms_ssim"],
+            }
+        )
     return out
 
 
@@ -142,7 +163,9 @@ def within_noise(d: dict, spread: dict) -> bool | None:
     return abs(d["bpp"]) <= s["bpp"] and abs(d["psnr"]) <= s["psnr"]
 
 
-def equal_lambda_table(subject: Curve, others: list[Curve], spread: dict | None = None) -> list[str]:
+def equal_lambda_table(
+    subject: Curve, others: list[Curve], spread: dict | None = None
+) -> list[str]:
     """Per rate point, how the subject differs from each model trained at the same λ.
 
     Defined even where a BD-rate is not (short runs give curves that are not monotonic),
@@ -150,12 +173,19 @@ def equal_lambda_table(subject: Curve, others: list[Curve], spread: dict | None 
     difference smaller than chance is marked so.
     """
     spread = spread or {}
-    lines = ["| vs | rate point | Δ bpp | Δ PSNR dB | Δ MS-SSIM | noise |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| vs | rate point | Δ bpp | Δ PSNR dB | Δ MS-SSIM | noise |",
+        "|---|---|---|---|---|---|",
+    ]
     for other in others:
         for d in deltas(subject, other):
-            noise = {True: "within noise", False: "beyond noise", None: "–"}[within_noise(d, spread)]
-            lines.append(f"| {other.label} | {d['rate_point']} | {d['bpp']:+.1f}% | {d['psnr']:+.2f} | "
-                         f"{d['ms_ssim']:+.4f} | {noise} |")
+            noise = {True: "within noise", False: "beyond noise", None: "–"}[
+                within_noise(d, spread)
+            ]
+            lines.append(
+                f"| {other.label} | {d['rate_point']} | {d['bpp']:+.1f}% | {d['psnr']:+.2f} | "
+                f"{d['ms_ssim']:+.4f} | {noise} |"
+            )
     return lines
 
 
@@ -168,8 +198,10 @@ def verdicts(subject: Curve, others: list[Curve], spread: dict) -> list[str]:
             continue
         bpp, dpsnr = float(np.mean([d["bpp"] for d in ds])), float(np.mean([d["psnr"] for d in ds]))
         noise = [within_noise(d, spread) for d in ds]
-        what = (f"{'fewer' if bpp < 0 else 'more'} bits ({bpp:+.1f}%) at {dpsnr:+.2f} dB PSNR, "
-                f"mean over {len(ds)} rate point(s)")
+        what = (
+            f"{'fewer' if bpp < 0 else 'more'} bits ({bpp:+.1f}%) at {dpsnr:+.2f} dB PSNR, "
+            f"mean over {len(ds)} rate point(s)"
+        )
         if None in noise:
             tail = "seed noise not measured"
         elif all(noise):
@@ -183,8 +215,11 @@ def verdicts(subject: Curve, others: list[Curve], spread: dict) -> list[str]:
 def seed_twin(spec: dict, subject: dict) -> bool:
     """The subject's own settings with only another seed: its distance measures chance."""
     rest = {k: v for k, v in spec.items() if k != "seed"}
-    return "seed" in spec and rest == {k: v for k, v in subject.items() if k != "seed"} \
+    return (
+        "seed" in spec
+        and rest == {k: v for k, v in subject.items() if k != "seed"}
         and spec["seed"] != subject.get("seed")
+    )
 
 
 def curve_kind(variant: str, spec: dict, subject: str, subject_spec: dict) -> str:
@@ -201,32 +236,50 @@ def training_budget(params: dict) -> str:
     """The report's one line on what every learned model was trained with: the base, then each
     rate point's fine-tune (a rate point's own ``steps`` wins over ``train.steps``)."""
     train, base = params.get("train") or {}, params.get("base") or {}
-    steps = {name: (rp or {}).get("steps", train.get("steps")) for name, rp in (params.get("rates") or {}).items()}
+    steps = {
+        name: (rp or {}).get("steps", train.get("steps"))
+        for name, rp in (params.get("rates") or {}).items()
+    }
     ladder = ", ".join(f"{name} {n:,}" for name, n in steps.items())
-    return (f"Training budget, the same for every learned model (model `{train.get('model')}`, batch "
-            f"{train.get('batch_size')} × {train.get('crop')}² crops): a base of {base.get('steps', 0):,} steps "
-            f"at λ = {base.get('lmbda')}, then a fine-tune per rate point ({ladder} steps).")
+    return (
+        f"Training budget, the same for every learned model (model `{train.get('model')}`, batch "
+        f"{train.get('batch_size')} × {train.get('crop')}² crops): a base of "
+        f"{base.get('steps', 0):,} steps "
+        f"at λ = {base.get('lmbda')}, then a fine-tune per rate point ({ladder} steps)."
+    )
 
 
-INTRO = ("bpp is the size of the real file; est. bpp is the float model's own estimate, so the "
-         "difference is what the container and the coder cost (for grm, including the portable "
-         "integer entropy model). Every learned model's file was decoded and its latents compared "
-         "with the encoder's (the container's checksum): a mismatch stops the evaluation, so no row "
-         "below comes from a file that did not decode exactly.")
+INTRO = (
+    "bpp is the size of the real file; est. bpp is the float model's own estimate, so the "
+    "difference is what the container and the coder cost (for grm, including the portable "
+    "integer entropy model). Every learned model's file was decoded and its latents compared "
+    "with the encoder's (the container's checksum): a mismatch stops the evaluation, so no row "
+    "below comes from a file that did not decode exactly."
+)
 
 
 def point_metrics(curves: list[Curve]) -> dict:
     """bpp, PSNR and MS-SSIM of every learned rate point, as ``NAME.RATE.KEY``."""
-    return {f"{c.name}.{p['rate_point']}.{k}": p.get(k)
-            for c in curves if c.kind != "classic" for p in c.sorted() for k in ("bpp", "psnr", "ms_ssim")}
+    return {
+        f"{c.name}.{p['rate_point']}.{k}": p.get(k)
+        for c in curves
+        if c.kind != "classic"
+        for p in c.sorted()
+        for k in ("bpp", "psnr", "ms_ssim")
+    }
 
 
 def bd_rate_pairs(curves: list[Curve], anchor: str, subject: str) -> list[tuple[str, str]]:
-    """(test, reference): every codec against the anchor, then the subject against each learned model."""
+    """(test, reference): every codec against the anchor, then the subject against each learned
+    model."""
     names = {c.name for c in curves}
     pairs = [(c.name, anchor) for c in curves if c.name != anchor] if anchor in names else []
     if subject in names:
-        pairs += [(subject, c.name) for c in curves if c.kind in ("peer", "ablation") and c.name != subject]
+        pairs += [
+            (subject, c.name)
+            for c in curves
+            if c.kind in ("peer", "ablation") and c.name != subject
+        ]
     return pairs
 
 
@@ -241,45 +294,78 @@ def off_curve_points(curves: list[Curve]) -> list[str]:
     return out
 
 
-def markdown(curves: list[Curve], anchor: str, subject: str, images: int, budget: str = "") -> tuple[str, dict]:
+def markdown(
+    curves: list[Curve], anchor: str, subject: str, images: int, budget: str = ""
+) -> tuple[str, dict]:
     """The report text and a flat dict of headline metrics."""
     by_name = {c.name: c for c in curves}
     metrics = point_metrics(curves)
     pairs = bd_rate_pairs(curves, anchor, subject)
-    bd = {(test, ref, metric): bd_rate(by_name[ref], by_name[test], metric)
-          for test, ref in pairs for metric in ("psnr", "ms_ssim")}
-    metrics.update({f"bd_rate.{metric}.{test}_vs_{ref}": v for (test, ref, metric), (v, _) in bd.items()})
+    bd = {
+        (test, ref, metric): bd_rate(by_name[ref], by_name[test], metric)
+        for test, ref in pairs
+        for metric in ("psnr", "ms_ssim")
+    }
+    metrics.update(
+        {f"bd_rate.{metric}.{test}_vs_{ref}": v for (test, ref, metric), (v, _) in bd.items()}
+    )
     learned = [c for c in curves if c.kind in ("peer", "ablation")]
     twins = [c for c in curves if c.kind == "seed"]
     compared = subject in by_name and bool(learned or twins)
     spread = seed_spread(by_name[subject], twins) if compared else {}
     for rp, sp in spread.items():
-        metrics[f"seed_spread.{rp}.bpp_pct"], metrics[f"seed_spread.{rp}.psnr"] = sp["bpp"], sp["psnr"]
+        metrics[f"seed_spread.{rp}.bpp_pct"], metrics[f"seed_spread.{rp}.psnr"] = (
+            sp["bpp"],
+            sp["psnr"],
+        )
 
-    lines = ["# grm rate–distortion report", "",
-             f"Evaluation set: {images} images; every number below comes from real files "
-             f"that were written and decoded.", "", *([budget, ""] if budget else []),
-             "![PSNR](rd_psnr.png)", "", "![MS-SSIM](rd_msssim.png)", "", INTRO, ""]
+    lines = [
+        "# grm rate–distortion report",
+        "",
+        f"Evaluation set: {images} images; every number below comes from real files "
+        f"that were written and decoded.",
+        "",
+        *([budget, ""] if budget else []),
+        "![PSNR](rd_psnr.png)",
+        "",
+        "![MS-SSIM](rd_msssim.png)",
+        "",
+        INTRO,
+        "",
+    ]
     for c in curves:
         if c.kind != "classic":
             lines += _points_table(c)
     lines += _bd_rate_section(by_name, pairs, bd, anchor)
     off_curve = off_curve_points(curves)
     if off_curve:
-        lines += ["Left out of the BD-rates as off the operational curve (more bits, no more quality "
-                  "than a cheaper point of the same codec):", ""] + [f"- {n}" for n in off_curve] + [""]
+        lines += (
+            [
+                "Left out of the BD-rates as off the operational curve (more bits, no more quality "
+                "than a cheaper point of the same codec):",
+                "",
+            ]
+            + [f"- {n}" for n in off_curve]
+            + [""]
+        )
     if compared:
         lines += _equal_lambda_section(by_name[subject], learned, twins, spread)
     return "\n".join(lines), metrics
 
 
 def _points_table(c: Curve) -> list[str]:
-    lines = [f"## {c.label}", "", "| rate point | bpp | est. bpp | PSNR dB | MS-SSIM | enc s | dec s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## {c.label}",
+        "",
+        "| rate point | bpp | est. bpp | PSNR dB | MS-SSIM | enc s | dec s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for p in c.sorted():
-        lines.append(f"| {p['rate_point']} | {_fmt(p['bpp'], 4)} | {_fmt(p.get('bpp_estimated'), 4)} | "
-                     f"{_fmt(p['psnr'], 2)} | {_fmt(p.get('ms_ssim'), 4)} | {_fmt(p.get('encode_s'), 2)} | "
-                     f"{_fmt(p.get('decode_s'), 2)} |")
+        lines.append(
+            f"| {p['rate_point']} | {_fmt(p['bpp'], 4)} | {_fmt(p.get('bpp_estimated'), 4)} | "
+            f"{_fmt(p['psnr'], 2)} | {_fmt(p.get('ms_ssim'), 4)} | {_fmt(p.get('encode_s'), 2)} | "
+            f"{_fmt(p.get('decode_s'), 2)} |"
+        )
     return lines + [""]
 
 
@@ -290,13 +376,22 @@ def _bd_rate_section(by_name: dict, pairs: list, bd: dict, anchor: str) -> list[
         for metric in ("psnr", "ms_ssim"):
             v, why = bd[(test, ref, metric)]
             if v is None:
-                notes.append(f"{by_name[test].label} vs {by_name[ref].label} ({metric}): not computed, {why}")
+                notes.append(
+                    f"{by_name[test].label} vs {by_name[ref].label} ({metric}): not computed, {why}"
+                )
             cells.append(f"{v:+.1f}%" if v is not None else "n/a")
         rows.append(f"| {by_name[test].label} | {by_name[ref].label} | {cells[0]} | {cells[1]} |")
-    lines = ["## BD-rate", "",
-             "Negative means fewer bits than the reference at equal quality (Bjøntegaard, PCHIP, "
-             "`bjontegaard` package; MS-SSIM in dB).", "",
-             "| codec | vs | BD-rate PSNR | BD-rate MS-SSIM |", "|---|---|---|---|", *rows, ""]
+    lines = [
+        "## BD-rate",
+        "",
+        "Negative means fewer bits than the reference at equal quality (Bjøntegaard, PCHIP, "
+        "`bjontegaard` package; MS-SSIM in dB).",
+        "",
+        "| codec | vs | BD-rate PSNR | BD-rate MS-SSIM |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
     if not pairs:
         lines += [f"(no anchor '{anchor}' in this run)", ""]
     if notes:
@@ -306,16 +401,31 @@ def _bd_rate_section(by_name: dict, pairs: list, bd: dict, anchor: str) -> list[
 
 def _equal_lambda_section(me: Curve, learned: list, twins: list, spread: dict) -> list[str]:
     if spread:
-        noise = ("Seed noise: the same model and data with another seed (" +
-                 ", ".join(c.label for c in twins) + ") differ by at most " +
-                 "; ".join(f"{rp}: {sp['bpp']:.1f}% bpp, {sp['psnr']:.2f} dB" for rp, sp in spread.items()) +
-                 ". A difference inside that spread is marked *within noise*.")
+        noise = (
+            "Seed noise: the same model and data with another seed ("
+            + ", ".join(c.label for c in twins)
+            + ") differ by at most "
+            + "; ".join(
+                f"{rp}: {sp['bpp']:.1f}% bpp, {sp['psnr']:.2f} dB" for rp, sp in spread.items()
+            )
+            + ". A difference inside that spread is marked *within noise*."
+        )
     else:
-        noise = ("Seed noise not measured: add a variant that differs from the subject only in its "
-                 f"seed (e.g. `{me.name}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
-                 "marked within or beyond noise.")
-    return [f"## {me.label} at equal λ", "",
-            "The same rate point (same λ, data and steps) against each other learned model: "
-            "positive Δ bpp means more bits for the subject.", "", noise, "",
-            *verdicts(me, learned, spread), "",
-            *equal_lambda_table(me, learned, spread), ""]
+        noise = (
+            "Seed noise not measured: add a variant that differs from the subject only in its "
+            f"seed (e.g. `{me.name}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
+            "marked within or beyond noise."
+        )
+    return [
+        f"## {me.label} at equal λ",
+        "",
+        "The same rate point (same λ, data and steps) against each other learned model: "
+        "positive Δ bpp means more bits for the subject.",
+        "",
+        noise,
+        "",
+        *verdicts(me, learned, spread),
+        "",
+        *equal_lambda_table(me, learned, spread),
+        "",
+    ]

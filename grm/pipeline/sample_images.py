@@ -7,10 +7,25 @@ from pathlib import Path
 
 # package → (folder inside the package, file names)
 _SOURCES = {
-    "skimage": ("data", ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png",
-                         "motorcycle_right.png", "rocket.jpg", "hubble_deep_field.jpg", "ihc.png",
-                         "retina.jpg", "camera.png", "moon.png", "brick.png", "grass.png",
-                         "gravel.png"]),
+    "skimage": (
+        "data",
+        [
+            "astronaut.png",
+            "chelsea.png",
+            "coffee.png",
+            "motorcycle_left.png",
+            "motorcycle_right.png",
+            "rocket.jpg",
+            "hubble_deep_field.jpg",
+            "ihc.png",
+            "retina.jpg",
+            "camera.png",
+            "moon.png",
+            "brick.png",
+            "grass.png",
+            "gravel.png",
+        ],
+    ),
     "sklearn": ("datasets/images", ["china.jpg", "flower.jpg"]),
     "matplotlib": ("mpl-data/sample_data", ["grace_hopper.jpg"]),
 }

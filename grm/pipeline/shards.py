@@ -27,6 +27,7 @@ INDEX = "index.json"
 
 def decode_png(data: bytes) -> np.ndarray:
     from PIL import Image
+
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("RGB"))
 
@@ -36,11 +37,17 @@ class ShardSink:
 
     def __init__(self, folder: Path, prefix: str, per_shard: int):
         import webdataset as wds
+
         folder.mkdir(parents=True, exist_ok=True)
         self.prefix, self.folder = prefix, folder
         # Shards roll over by count only, so the samples per shard follow from the keys.
-        self.sink = wds.ShardWriter(str(folder / f"{prefix}-%06d.tar"), maxcount=per_shard, maxsize=1 << 62,
-                                    verbose=0, mtime=0)
+        self.sink = wds.ShardWriter(
+            str(folder / f"{prefix}-%06d.tar"),
+            maxcount=per_shard,
+            maxsize=1 << 62,
+            verbose=0,
+            mtime=0,
+        )
         self.per_shard = per_shard
         self.keys: list[str] = []
 
@@ -70,6 +77,7 @@ def resolve_shards(source: str, split: str) -> list[str]:
     Remote shards are anything WebDataset opens: http(s)://…, pipe:aws s3 cp … -, etc.
     """
     import braceexpand
+
     path = Path(source)
     if path.is_dir():
         index = json.loads((path / INDEX).read_text())
@@ -101,8 +109,10 @@ def _open(url: str):
     """WebDataset's gopen, but an unreachable http(s) shard fails in seconds: gopen's own
     curl waits 30 s per connection and retries 30 times."""
     from webdataset.gopen import gopen
+
     if url.startswith(("http://", "https://")):
-        url = f"pipe:curl --connect-timeout 10 --max-time 600 --retry 2 --retry-delay 1 -f -s -L {shlex.quote(url)}"
+        curl = "curl --connect-timeout 10 --max-time 600 --retry 2 --retry-delay 1 -f -s -L"
+        url = f"pipe:{curl} {shlex.quote(url)}"
     return gopen(url, "rb")
 
 
@@ -129,23 +139,36 @@ class CropStream(torch.utils.data.IterableDataset):
     costs the same at step 10 and at step 1,000,000.
     """
 
-    def __init__(self, urls, sizes, *, crop, batch_size, crops_per_image, shuffle_buffer, seed, rank,
-                 start_step=0):
+    def __init__(
+        self,
+        urls,
+        sizes,
+        *,
+        crop,
+        batch_size,
+        crops_per_image,
+        shuffle_buffer,
+        seed,
+        rank,
+        start_step=0,
+    ):
         super().__init__()
         self.urls, self.sizes = urls, sizes
         self.crop, self.batch, self.per_image = crop, batch_size, crops_per_image
-        self.window = max(1, shuffle_buffer // crops_per_image)      # images per shuffle window
+        self.window = max(1, shuffle_buffer // crops_per_image)  # images per shuffle window
         self.seed, self.rank, self.start_step = seed, rank, start_step
 
     def _crops(self, img, rng):
         crop = self.crop
         h, w = img.shape[:2]
         if h < crop or w < crop:
-            img = np.pad(img, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect")
+            img = np.pad(
+                img, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect"
+            )
             h, w = img.shape[:2]
         for _ in range(self.per_image):
             i, j = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
-            patch = img[i:i + crop, j:j + crop]
+            patch = img[i : i + crop, j : j + crop]
             if rng.random() < 0.5:
                 patch = patch[:, ::-1]
             if rng.random() < 0.5:
@@ -181,7 +204,9 @@ class CropStream(torch.utils.data.IterableDataset):
                 batch = []
                 for _ in range(min(self.window, n_images - w * self.window)):
                     name, i, img = next(images)
-                    batch.extend((c, name) for c in self._crops(img, np.random.default_rng(key + [1, i])))
+                    batch.extend(
+                        (c, name) for c in self._crops(img, np.random.default_rng(key + [1, i]))
+                    )
                 perm = np.random.default_rng(key + [2, w]).permutation(len(batch))
                 for j in perm[offset:]:
                     yield batch[j]
@@ -190,6 +215,7 @@ class CropStream(torch.utils.data.IterableDataset):
 
     def __iter__(self):
         from torch.utils.data import get_worker_info
+
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         # DataLoader takes batches from its workers in turn, starting with worker 0; the
@@ -197,28 +223,55 @@ class CropStream(torch.utils.data.IterableDataset):
         # therefore lets its worker w play logical worker (N + w) % K.
         worker = (self.start_step + worker) % workers
         mine = list(range(len(self.urls)))[worker::workers]
-        done = (self.start_step - worker + workers - 1) // workers     # its batches before step N
+        done = (self.start_step - worker + workers - 1) // workers  # its batches before step N
         stream = self._stream(mine, worker, done * self.batch)
         while True:
             items = [next(stream) for _ in range(self.batch)]
             yield torch.stack([t for t, _ in items]).float().div_(255.0), [k for _, k in items]
 
 
-def train_loader(urls: list[str], *, crop: int, batch_size: int, rank: int = 0, world: int = 1,
-                 workers: int = 0, crops_per_image: int = 4, shuffle_buffer: int = 256, seed: int = 0,
-                 start_step: int = 0):
-    """Endless iterator of (batch [B,3,crop,crop] in [0,1], source keys) for one rank, from ``start_step``."""
+def train_loader(
+    urls: list[str],
+    *,
+    crop: int,
+    batch_size: int,
+    rank: int = 0,
+    world: int = 1,
+    workers: int = 0,
+    crops_per_image: int = 4,
+    shuffle_buffer: int = 256,
+    seed: int = 0,
+    start_step: int = 0,
+):
+    """Endless iterator of (batch [B,3,crop,crop] in [0,1], source keys) for one rank, from
+    ``start_step``."""
     need = world * max(1, workers)
     if len(urls) < need:
-        raise ValueError(f"{len(urls)} training shards cannot feed {world} rank(s) × {max(1, workers)} "
-                         f"worker(s): write at least {need} shards (lower prepare.images_per_shard)")
+        raise ValueError(
+            f"{len(urls)} training shards cannot feed {world} rank(s) × {max(1, workers)} "
+            f"worker(s): write at least {need} shards (lower prepare.images_per_shard)"
+        )
     mine = urls[rank::world]
-    ds = CropStream(mine, shard_sizes(mine), crop=crop, batch_size=batch_size, crops_per_image=crops_per_image,
-                    shuffle_buffer=shuffle_buffer, seed=seed, rank=rank, start_step=start_step)
+    ds = CropStream(
+        mine,
+        shard_sizes(mine),
+        crop=crop,
+        batch_size=batch_size,
+        crops_per_image=crops_per_image,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        rank=rank,
+        start_step=start_step,
+    )
     # An own generator: the loader must not draw from torch's global RNG, which belongs
     # to training (noise) and is restored on resume.
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
-                                         generator=torch.Generator().manual_seed(seed * 1000 + rank))
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=None,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed * 1000 + rank),
+    )
     return iter(loader)
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from ..threads import wait_passively
 
-wait_passively()      # before any stage imports torch
+wait_passively()  # before any stage imports torch
 
 from ..errors import GrmError  # noqa: E402
 from . import paths  # noqa: E402
@@ -36,7 +36,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def shared_params(params: dict) -> dict:
-    """What defines a pipeline run: data and training settings (not the rate points, not bookkeeping)."""
+    """What defines a pipeline run: data and training settings (not the rate points, not
+    bookkeeping)."""
     shared = {k: dict(params.get(k) or {}) for k in SHARED_SECTIONS if k in params}
     for k in BOOKKEEPING:
         shared["train"].pop(k, None)
@@ -71,8 +72,10 @@ def _variant_settings(params: dict, variant: str) -> tuple[dict, str]:
     shards = section.pop("shards", str(paths.SHARDS))
     v = dict(all_variants[variant] or {})
     if "label" in v:
-        raise ValueError(f"variants.{variant}.label: display names live under report.labels "
-                         f"(so editing one does not retrain the model)")
+        raise ValueError(
+            f"variants.{variant}.label: display names live under report.labels "
+            f"(so editing one does not retrain the model)"
+        )
     return {**section, **v}, shards
 
 
@@ -80,8 +83,10 @@ def base_settings(params: dict, variant: str) -> tuple[dict, str]:
     """Training settings of a variant's base: train ⊕ variant ⊕ base."""
     base = params.get("base")
     if not isinstance(base, dict) or not {"lmbda", "steps", "lr_drop_at"} <= set(base):
-        raise ValueError("params.yaml needs a 'base' section with lmbda, steps and lr_drop_at "
-                         "(the run every rate point of a variant fine-tunes from)")
+        raise ValueError(
+            "params.yaml needs a 'base' section with lmbda, steps and lr_drop_at "
+            "(the run every rate point of a variant fine-tunes from)"
+        )
     settings, shards = _variant_settings(params, variant)
     return {**settings, **base}, shards
 
@@ -100,7 +105,10 @@ def stage_args(description: str, argv=None, extra=None, per_model: bool = False)
     Returns (args, params).
     """
     import argparse
-    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    ap = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     if per_model:
         ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
         ap.add_argument("rate", help="rate point (a key of 'rates' in params.yaml)")
@@ -121,12 +129,16 @@ def run_args(description: str, argv=None, extra=None):
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def write_json(path: Path, obj) -> None:
     from ..image_io import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 

@@ -17,7 +17,7 @@ from ..errors import GrmError
 from .provenance import json_digest as digest
 
 DEFAULT_EXPERIMENT = "grm"
-_OPEN: list = []          # runs this process started or resumed: marked FAILED if the stage fails
+_OPEN: list = []  # runs this process started or resumed: marked FAILED if the stage fails
 
 
 def experiment_name() -> str:
@@ -33,7 +33,7 @@ def store_root(root: Path) -> Path:
     root = Path(root).resolve()
     parts = root.parts
     for i in range(len(parts) - 3):
-        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             return Path(*parts[:i])
     return root
 
@@ -44,14 +44,16 @@ def tracking_uri(root: Path) -> str:
 
 def git_commit(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
 def _client(root: Path, experiment: str):
-    embedded = "MLFLOW_TRACKING_URI" not in os.environ   # set_tracking_uri sets it
+    embedded = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
     uri = tracking_uri(root)
     if uri.startswith(("http://", "https://")):
         # MLflow's defaults retry an unreachable server for minutes (5 retries with
@@ -62,14 +64,17 @@ def _client(root: Path, experiment: str):
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     try:
         exp = client.get_experiment_by_name(experiment)
     except (MlflowException, OSError) as e:
         reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        raise GrmError(f"MLflow tracking server {uri} is not reachable ({reason}); fix MLFLOW_TRACKING_URI, "
-                       f"or unset it to track into ./mlflow.db") from None
+        raise GrmError(
+            f"MLflow tracking server {uri} is not reachable ({reason}); fix MLFLOW_TRACKING_URI, "
+            f"or unset it to track into ./mlflow.db"
+        ) from None
     if exp is None:
         location = None
         if embedded:
@@ -80,14 +85,21 @@ def _client(root: Path, experiment: str):
     return client, exp_id
 
 
-def _find_or_create(client, exp_id, tags: dict, name: str, parent: str | None = None, new: bool = False) -> str:
+def _find_or_create(
+    client, exp_id, tags: dict, name: str, parent: str | None = None, new: bool = False
+) -> str:
     """The latest run with these tags (under ``parent``), set RUNNING again; else (or if
     ``new``) a new one."""
     if parent:
         tags = {**tags, "mlflow.parentRunId": parent}
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    found = [] if new else client.search_runs([exp_id], filter_string=query, max_results=1,
-                                              order_by=["attributes.start_time DESC"])
+    found = (
+        []
+        if new
+        else client.search_runs(
+            [exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"]
+        )
+    )
     if found:
         run_id = found[0].info.run_id
         if found[0].info.status != "RUNNING":
@@ -107,21 +119,29 @@ class Tracker:
         existing = self.client.get_run(self.run_id).data.params
         fresh = {k: str(v)[:6000] for k, v in flat.items() if k not in existing}
         from mlflow.entities import Param
+
         if fresh:
             self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in fresh.items()])
 
     def metrics(self, metrics: dict, step: int | None = None) -> None:
         from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
-                 if v is not None and math.isfinite(float(v))]
+        batch = [
+            Metric(k, float(v), now, step or 0)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
         if batch:
             self.client.log_batch(self.run_id, metrics=batch)
 
     def tags(self, tags: dict) -> None:
         from mlflow.entities import RunTag
+
         if tags:
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+            self.client.log_batch(
+                self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+            )
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)
@@ -138,7 +158,7 @@ def fail_open_runs() -> None:
         t = _OPEN.pop()
         try:
             t.client.set_terminated(t.run_id, "FAILED")
-        except Exception:   # noqa: BLE001 - the stage's own error is the one to report
+        except Exception:  # noqa: BLE001 - the stage's own error is the one to report
             pass
 
 
@@ -162,23 +182,37 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def pipeline_tracker(root: Path, shared_params: dict, experiment: str | None = None) -> Tracker:
     client, exp_id = _client(root, experiment or experiment_name())
     pid = digest(shared_params)
-    run_id = _find_or_create(client, exp_id, {"grm.pipeline": pid, "grm.kind": "pipeline"}, f"pipeline-{pid[:8]}")
+    run_id = _find_or_create(
+        client, exp_id, {"grm.pipeline": pid, "grm.kind": "pipeline"}, f"pipeline-{pid[:8]}"
+    )
     t = _opened(Tracker(client, run_id, exp_id))
     t.params(shared_params)
     return t
 
 
-def rate_point_tracker(root: Path, shared_params: dict, name: str, fingerprint: str,
-                       experiment: str | None = None, kind: str = "rate_point", fresh: bool = False) -> Tracker:
+def rate_point_tracker(
+    root: Path,
+    shared_params: dict,
+    name: str,
+    fingerprint: str,
+    experiment: str | None = None,
+    kind: str = "rate_point",
+    fresh: bool = False,
+) -> Tracker:
     """The child run of one (variant, rate point), or of a variant's base (``kind="base"``),
     under its pipeline run, keyed by its run key. A resumed training continues its run; a
     ``fresh`` one (no checkpoint to resume, e.g. its folder was deleted) gets a new run, so
     that two trainings never share one metric history."""
     parent = pipeline_tracker(root, shared_params, experiment)
-    run_id = _find_or_create(parent.client, parent.experiment_id,
-                             {"grm.rate_point": name, "grm.fingerprint": fingerprint, "grm.kind": kind},
-                             name, parent=parent.run_id, new=fresh)
-    _OPEN.remove(parent)      # the parent stays RUNNING until the report finishes it
+    run_id = _find_or_create(
+        parent.client,
+        parent.experiment_id,
+        {"grm.rate_point": name, "grm.fingerprint": fingerprint, "grm.kind": kind},
+        name,
+        parent=parent.run_id,
+        new=fresh,
+    )
+    _OPEN.remove(parent)  # the parent stays RUNNING until the report finishes it
     return _opened(Tracker(parent.client, run_id, parent.experiment_id))
 
 

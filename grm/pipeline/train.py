@@ -38,8 +38,8 @@ log = logging.getLogger("grm.train")
 
 @dataclass
 class TrainSettings:
-    arch: str = "grm"             # grm | mbt2018 | bmshj2018-hyperprior
-    model: object = "small"       # named config or dict with overrides (peers use its N, M)
+    arch: str = "grm"  # grm | mbt2018 | bmshj2018-hyperprior
+    model: object = "small"  # named config or dict with overrides (peers use its N, M)
     lmbda: float = 0.01
     metric: str = "mse"
     steps: int = 1000
@@ -48,21 +48,23 @@ class TrainSettings:
     lr: float = 1e-4
     transform_lr_scale: float = 1 / 3
     aux_lr: float = 1e-3
-    lr_drop_at: float = 0.8       # fraction of steps after which lr is divided by 10 (lr_schedule: step)
-    lr_schedule: str = "step"     # step (÷10 at lr_drop_at) | cosine (to 1% of lr at the last step)
+    lr_drop_at: float = 0.8  # fraction of steps after which lr is divided by 10 (lr_schedule: step)
+    lr_schedule: str = "step"  # step (÷10 at lr_drop_at) | cosine (to 1% of lr at the last step)
     grad_accum: int = 1
-    mixed_precision: str = "fp32"   # fp32 | fp16 | bf16 | auto (bf16 where the hardware has it)
+    mixed_precision: str = "fp32"  # fp32 | fp16 | bf16 | auto (bf16 where the hardware has it)
     clip: float = 1.0
     val_every: int = 100
     val_crop: int = 256
     log_every: int = 10
     crops_per_image: int = 4
-    shuffle_buffer: int = 256     # crops shuffled together (in windows; see shards.CropStream)
+    shuffle_buffer: int = 256  # crops shuffled together (in windows; see shards.CropStream)
     workers: int = 0
     seed: int = 0
     keep_states: int = 2
     max_bad_steps: int = 20
-    init_from: str = ""           # weights to start from (the variant's base): a fine-tune, not a fresh start
+    init_from: str = (
+        ""  # weights to start from (the variant's base): a fine-tune, not a fresh start
+    )
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSettings":
@@ -76,7 +78,9 @@ class TrainSettings:
         if s.lr_schedule not in ("step", "cosine"):
             raise ValueError(f"train.lr_schedule must be step or cosine, not {s.lr_schedule!r}")
         if s.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"train.mixed_precision must be one of {MIXED_PRECISION}, not {s.mixed_precision!r}")
+            raise ValueError(
+                f"train.mixed_precision must be one of {MIXED_PRECISION}, not {s.mixed_precision!r}"
+            )
         return s
 
     def defining(self) -> dict:
@@ -93,11 +97,16 @@ def resolve_precision(precision: str) -> str:
     about 10x slower than fp32 (benchmarks/bench_train.py --precision)."""
     if precision != "auto":
         return precision
-    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+    cpu = (
+        os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+        or not torch.cuda.is_available()
+    )
     if not cpu:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    native = any(getattr(torch.cpu, probe, lambda: False)()
-                 for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    native = any(
+        getattr(torch.cpu, probe, lambda: False)()
+        for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
     return "bf16" if native else "fp32"
 
 
@@ -112,7 +121,9 @@ def shard_identity(shards: str) -> dict:
     for split in ("train", "val"):
         urls = resolve_shards(shards, split)
         if path.is_dir():
-            ident[split] = {Path(u).name: sums.get(Path(u).name) or sha256_file(Path(u)) for u in urls}
+            ident[split] = {
+                Path(u).name: sums.get(Path(u).name) or sha256_file(Path(u)) for u in urls
+            }
         else:
             ident[split] = urls
     return ident
@@ -137,8 +148,9 @@ def run_key(s: TrainSettings, shards: str, code: str) -> dict:
 
 def parent_digest(path: str) -> str:
     if not Path(path).is_file():
-        raise FileNotFoundError(f"train.init_from: {path} not found (train the variant's base first: "
-                                f"dvc repro base)")
+        raise FileNotFoundError(
+            f"train.init_from: {path} not found (train the variant's base first: dvc repro base)"
+        )
     return sha256_file(Path(path))
 
 
@@ -146,6 +158,7 @@ def load_parent(model: nn.Module, path: str) -> None:
     """Start from another run's weights (a safetensors file: nothing is unpickled)."""
     from safetensors.torch import load_file
     from ..integer_model import PREFIX
+
     # An exported model file carries its integer entropy model too: built again at export.
     state = {k: v for k, v in load_file(path).items() if not k.startswith(PREFIX)}
     try:
@@ -177,12 +190,17 @@ def _param_groups(model: nn.Module, s: TrainSettings):
             transforms.append(p)
         else:
             entropy.append(p)
-    return [{"params": entropy, "lr": s.lr}, {"params": transforms, "lr": s.lr * s.transform_lr_scale},
-            {"params": aux, "lr": s.aux_lr}], entropy + transforms
+    return [
+        {"params": entropy, "lr": s.lr},
+        {"params": transforms, "lr": s.lr * s.transform_lr_scale},
+        {"params": aux, "lr": s.aux_lr},
+    ], entropy + transforms
 
 
 @torch.no_grad()
-def validate(model: nn.Module, images: list[np.ndarray], criterion: RateDistortionLoss, crop: int) -> dict:
+def validate(
+    model: nn.Module, images: list[np.ndarray], criterion: RateDistortionLoss, crop: int
+) -> dict:
     """Eval-mode RD loss on centre crops: exact rates, like real coding; for grm also the
     entropy model's stage weights and reference similarity / confidence (``stats``)."""
     was = model.training
@@ -192,7 +210,7 @@ def validate(model: nn.Module, images: list[np.ndarray], criterion: RateDistorti
     for img in images:
         h, w = img.shape[:2]
         top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-        x = to_tensor(np.ascontiguousarray(img[top:top + crop, left:left + crop])).to(device)
+        x = to_tensor(np.ascontiguousarray(img[top : top + crop, left : left + crop])).to(device)
         pred = model(x)
         out = {**criterion(pred, x), **pred.get("stats", {})}
         for k in set(sums) | set(pred.get("stats", {})):
@@ -227,7 +245,7 @@ class TrainResult:
     bad_steps: int = 0
     resumed_from: int = 0
     key_digest: str = ""
-    restarted_because: list = field(default_factory=list)   # parts of the run key that changed
+    restarted_because: list = field(default_factory=list)  # parts of the run key that changed
 
 
 def _aside(out: Path) -> Path:
@@ -244,14 +262,24 @@ def _start_folder(out: Path, key: dict, name: str) -> list[str]:
     """
     aside = _aside(out)
     changes = _key_changes(out / "settings.json", key) if out.exists() else []
-    if (not out.exists() or changes) and aside.exists() and not _key_changes(aside / "settings.json", key):
+    if (
+        (not out.exists() or changes)
+        and aside.exists()
+        and not _key_changes(aside / "settings.json", key)
+    ):
         shutil.rmtree(out, ignore_errors=True)
         aside.rename(out)
         log.info("%s: resuming the run set aside in %s", name, aside)
         return []
     if changes:
-        log.warning("%s: %s changed since the checkpoint in %s: training from step 0 (the old run waits "
-                    "in %s until the new one has a checkpoint)", name, " and ".join(changes), out, aside)
+        log.warning(
+            "%s: %s changed since the checkpoint in %s: training from step 0 (the old run waits "
+            "in %s until the new one has a checkpoint)",
+            name,
+            " and ".join(changes),
+            out,
+            aside,
+        )
         shutil.rmtree(aside, ignore_errors=True)
         out.rename(aside)
     return changes
@@ -264,12 +292,24 @@ def _key_changes(key_file: Path, key: dict) -> list[str]:
     except (OSError, ValueError):
         return ["the run key (none stored)"]
     fresh = json.loads(json.dumps(key, default=str))
-    names = {"settings": "settings", "data": "training data", "code": "training code", "parent": "parent model"}
+    names = {
+        "settings": "settings",
+        "data": "training data",
+        "code": "training code",
+        "parent": "parent model",
+    }
     return [names[k] for k in key if not isinstance(old, dict) or old.get(k) != fresh[k]]
 
 
-def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=None,
-          trace_dir: Path | None = None, code: str = "") -> TrainResult:
+def train(
+    name: str,
+    s: TrainSettings,
+    shards: str,
+    out: Path,
+    tracker_factory=None,
+    trace_dir: Path | None = None,
+    code: str = "",
+) -> TrainResult:
     """Train until ``s.steps`` optimizer steps are done, resuming from ``out/state``.
 
     ``out`` is resumed only if it was written under the same ``run_key`` (settings,
@@ -277,6 +317,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     starts from scratch and says which of the three changed.
     """
     from accelerate.utils import set_seed
+
     # The run key holds the precision actually used, so a checkpoint written in bf16 on one
     # machine is not resumed in fp32 on another.
     s = dataclasses.replace(s, mixed_precision=resolve_precision(s.mixed_precision))
@@ -289,10 +330,18 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
     _resume(acc, out / "state", result, name)
     # The batch stream is a function of the seed and the step: it starts exactly where
     # the interrupted run stopped, without replaying what was already trained on.
-    batches = train_loader(resolve_shards(shards, "train"), crop=s.crop, batch_size=s.batch_size,
-                           rank=acc.process_index, world=acc.num_processes, workers=s.workers,
-                           crops_per_image=s.crops_per_image, shuffle_buffer=s.shuffle_buffer, seed=s.seed,
-                           start_step=result.steps * s.grad_accum)
+    batches = train_loader(
+        resolve_shards(shards, "train"),
+        crop=s.crop,
+        batch_size=s.batch_size,
+        rank=acc.process_index,
+        world=acc.num_processes,
+        workers=s.workers,
+        crops_per_image=s.crops_per_image,
+        shuffle_buffer=s.shuffle_buffer,
+        seed=s.seed,
+        start_step=result.steps * s.grad_accum,
+    )
     tracker = tracker_factory(result) if (tracker_factory and acc.is_main_process) else None
     if tracker:
         tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
@@ -303,7 +352,7 @@ def train(name: str, s: TrainSettings, shards: str, out: Path, tracker_factory=N
         x, keys = next(batches)
         seen.update(keys)
         o, stepped = _step(acc, objective, opt, base_lrs, clip_params, s, result.steps, x)
-        if stepped is not None:          # None: a gradient-accumulation micro-batch
+        if stepped is not None:  # None: a gradient-accumulation micro-batch
             books.after_step(o, stepped)
     books.close()
     if trace_dir is not None:
@@ -317,12 +366,24 @@ class _Bookkeeping:
     """What happens between optimizer steps: the non-finite guard, progress, logging,
     validation and checkpoints (only the main process shows, logs and validates)."""
 
-    def __init__(self, acc, objective, opt, s: TrainSettings, out: Path, name: str,
-                 result: TrainResult, tracker, shards: str):
+    def __init__(
+        self,
+        acc,
+        objective,
+        opt,
+        s: TrainSettings,
+        out: Path,
+        name: str,
+        result: TrainResult,
+        tracker,
+        shards: str,
+    ):
         self.acc, self.objective, self.opt, self.s, self.out = acc, objective, opt, s, out
         self.name, self.result, self.tracker = name, result, tracker
         main = acc.is_main_process
-        self.val_images = [img for _, img in read_images(resolve_shards(shards, "val"))] if main else []
+        self.val_images = (
+            [img for _, img in read_images(resolve_shards(shards, "val"))] if main else []
+        )
         self.progress = _progress_bar(s, result, name) if main else None
         self.consecutive_bad = 0
         self.t0, self.t_steps = time.perf_counter(), result.steps
@@ -333,17 +394,29 @@ class _Bookkeeping:
         self._guard(stepped, step)
         if self.progress:
             self.progress.update(1)
-            self.progress.set_postfix(loss=f"{o['loss'].detach().item():.3f}",
-                                      bpp=f"{o['bpp'].detach().item():.3f}", refresh=False)
+            self.progress.set_postfix(
+                loss=f"{o['loss'].detach().item():.3f}",
+                bpp=f"{o['bpp'].detach().item():.3f}",
+                refresh=False,
+            )
         if _due(step, s.log_every, s.steps):
             self._log(o, step)
         if _due(step, s.val_every, s.steps):
             if self.acc.is_main_process:
-                _validate(self.acc.unwrap_model(self.objective), self.val_images, s, step,
-                          self.result, self.tracker, self.name)
+                _validate(
+                    self.acc.unwrap_model(self.objective),
+                    self.val_images,
+                    s,
+                    step,
+                    self.result,
+                    self.tracker,
+                    self.name,
+                )
             _checkpoint(self.acc, self.objective, self.out, step, self.result, s)
             if self.acc.is_main_process:
-                shutil.rmtree(_aside(self.out), ignore_errors=True)    # the new run has a checkpoint now
+                shutil.rmtree(
+                    _aside(self.out), ignore_errors=True
+                )  # the new run has a checkpoint now
 
     def close(self) -> None:
         if self.progress:
@@ -358,17 +431,27 @@ class _Bookkeeping:
         self.result.bad_steps += 1
         if self.consecutive_bad >= self.s.max_bad_steps:
             _checkpoint(self.acc, self.objective, self.out, step, self.result, self.s)
-            raise FloatingPointError(f"{self.consecutive_bad} consecutive non-finite steps at step {step}; "
-                                     f"a resumable checkpoint was written to {self.out / 'state'}")
+            raise FloatingPointError(
+                f"{self.consecutive_bad} consecutive non-finite steps at step {step}; "
+                f"a resumable checkpoint was written to {self.out / 'state'}"
+            )
 
     def _log(self, o: dict, step: int) -> None:
         # Every rank joins the reduction; the logged loss is the mean over ranks.
-        mean = self.acc.reduce(torch.stack([o[k].detach().float() for k in LOGGED]), reduction="mean")
+        mean = self.acc.reduce(
+            torch.stack([o[k].detach().float() for k in LOGGED]), reduction="mean"
+        )
         if self.tracker:
             rate = (step - self.t_steps) / max(1e-9, time.perf_counter() - self.t0)
-            self.tracker.metrics({**{f"train/{k}": v for k, v in zip(LOGGED, mean.tolist())},
-                                  "train/lr": self.opt.param_groups[0]["lr"], "train/steps_per_s": rate,
-                                  "train/bad_steps": self.result.bad_steps}, step)
+            self.tracker.metrics(
+                {
+                    **{f"train/{k}": v for k, v in zip(LOGGED, mean.tolist())},
+                    "train/lr": self.opt.param_groups[0]["lr"],
+                    "train/steps_per_s": rate,
+                    "train/bad_steps": self.result.bad_steps,
+                },
+                step,
+            )
 
 
 def _due(step: int, every: int, last: int) -> bool:
@@ -379,12 +462,15 @@ def _accelerator(s: TrainSettings):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs
+
     # Accelerate keeps one precision per process; a process that trains several runs (the
     # tests, bench_recipe's ladder) starts each afresh. The process group is kept.
     AcceleratorState._reset_state()
-    acc = Accelerator(mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
-                      gradient_accumulation_steps=s.grad_accum,
-                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
+    acc = Accelerator(
+        mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
+        gradient_accumulation_steps=s.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
+    )
     if acc.device.type == "cpu":
         reuse_freed_memory()
     return acc
@@ -396,7 +482,9 @@ def _claim_folder(acc, out: Path, key: dict, name: str) -> TrainResult:
     if acc.is_main_process:
         result.restarted_because = _start_folder(out, key, name)
         out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "settings.json", json.dumps(key, indent=1, sort_keys=True, default=str).encode())
+        write_atomic(
+            out / "settings.json", json.dumps(key, indent=1, sort_keys=True, default=str).encode()
+        )
     acc.wait_for_everyone()
     return result
 
@@ -427,19 +515,31 @@ def _resume(acc, states: Path, result: TrainResult, name: str) -> None:
         return
     acc.load_state(str(latest))
     meta = json.loads((latest / "trainer.json").read_text())
-    result.steps, result.bad_steps, result.history = meta["step"], meta["bad_steps"], meta["history"]
+    result.steps, result.bad_steps, result.history = (
+        meta["step"],
+        meta["bad_steps"],
+        meta["history"],
+    )
     result.resumed_from = result.steps
     log.info("resumed %s from step %d", name, result.steps)
 
 
 def _progress_bar(s: TrainSettings, result: TrainResult, name: str):
     from tqdm.auto import tqdm
-    return tqdm(total=s.steps, initial=result.steps, desc=f"train {name}", unit="step",
-                mininterval=2.0, dynamic_ncols=True)
+
+    return tqdm(
+        total=s.steps,
+        initial=result.steps,
+        desc=f"train {name}",
+        unit="step",
+        mininterval=2.0,
+        dynamic_ncols=True,
+    )
 
 
 def _step(acc, objective, opt, base_lrs: list, clip_params: list, s: TrainSettings, step: int, x):
-    """One micro-batch: (outputs, whether the optimizer stepped; None between accumulation steps)."""
+    """One micro-batch: (outputs, whether the optimizer stepped; None between accumulation
+    steps)."""
     x = x.to(acc.device).contiguous(memory_format=torch.channels_last)
     stepped = None
     with acc.accumulate(objective):
@@ -451,29 +551,42 @@ def _step(acc, objective, opt, base_lrs: list, clip_params: list, s: TrainSettin
             # Gradients are already all-reduced, so every rank reaches the same verdict.
             norm = acc.clip_grad_norm_(clip_params, s.clip if s.clip > 0 else float("inf"))
             stepped = bool(torch.isfinite(torch.as_tensor(norm))) or s.mixed_precision == "fp16"
-            if stepped:                    # fp16: the grad scaler itself skips inf steps
+            if stepped:  # fp16: the grad scaler itself skips inf steps
                 opt.step()
             opt.zero_grad(set_to_none=True)
     return o, stepped
 
 
-def _validate(objective: "_Objective", val_images: list, s: TrainSettings, step: int, result: TrainResult,
-              tracker, name: str) -> None:
+def _validate(
+    objective: "_Objective",
+    val_images: list,
+    s: TrainSettings,
+    step: int,
+    result: TrainResult,
+    tracker,
+    name: str,
+) -> None:
     v = validate(objective.model, val_images, objective.criterion, s.val_crop)
     v["step"] = step
     result.history.append(v)
-    log.info("%s step %d: val loss %.4f bpp %.4f psnr %.2f", name, step, v["loss"], v["bpp"], v["psnr"])
+    log.info(
+        "%s step %d: val loss %.4f bpp %.4f psnr %.2f", name, step, v["loss"], v["bpp"], v["psnr"]
+    )
     if tracker:
         tracker.metrics({f"val/{k}": x for k, x in v.items() if k != "step"}, step)
 
 
-def _checkpoint(acc, objective, out: Path, step: int, result: TrainResult, s: TrainSettings) -> None:
+def _checkpoint(
+    acc, objective, out: Path, step: int, result: TrainResult, s: TrainSettings
+) -> None:
     """Model weights for selection + a full resumable state, both written atomically."""
     states, weights = out / "state", out / "weights"
     tmp = states / f"step-{step:08d}.tmp"
     if acc.is_main_process:
         model = acc.unwrap_model(objective).model
-        save_model(model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}", coder=False)
+        save_model(
+            model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}", coder=False
+        )
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
@@ -482,13 +595,17 @@ def _checkpoint(acc, objective, out: Path, step: int, result: TrainResult, s: Tr
     if acc.is_main_process:
         # The validation history travels inside the checkpoint, so a kill between the
         # rename and the history.json update cannot lose an entry.
-        write_atomic(tmp / "trainer.json", json.dumps(
-            {"step": step, "bad_steps": result.bad_steps, "history": result.history}).encode())
+        write_atomic(
+            tmp / "trainer.json",
+            json.dumps(
+                {"step": step, "bad_steps": result.bad_steps, "history": result.history}
+            ).encode(),
+        )
         final = states / f"step-{step:08d}"
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         write_atomic(out / "history.json", json.dumps(result.history, indent=1).encode())
-        for old in _finished_states(states)[:-s.keep_states]:
+        for old in _finished_states(states)[: -s.keep_states]:
             shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
 
@@ -500,5 +617,13 @@ def _trace(acc, objective, seen: set, trace_dir: Path) -> None:
     for k, v in sorted(acc.unwrap_model(objective).model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().cpu().numpy().tobytes())
-    (trace_dir / f"rank{acc.process_index}.json").write_text(json.dumps(
-        {"rank": acc.process_index, "world": acc.num_processes, "keys": sorted(seen), "weights": h.hexdigest()}))
+    (trace_dir / f"rank{acc.process_index}.json").write_text(
+        json.dumps(
+            {
+                "rank": acc.process_index,
+                "world": acc.num_processes,
+                "keys": sorted(seen),
+                "weights": h.hexdigest(),
+            }
+        )
+    )
