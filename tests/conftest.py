@@ -1,3 +1,9 @@
+import os
+
+# `make test` runs test files side by side (pytest-xdist): threads that wait passively leave
+# the cores to the other workers. Set before torch loads OpenMP; a test that wants ACTIVE says so.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from pathlib import Path
 
 import numpy as np
