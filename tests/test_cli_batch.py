@@ -92,32 +92,13 @@ def test_two_different_candidates_are_an_error_identical_copies_are_not(models, 
     lm = load_model(models / "grm-q1.safetensors")
     second = tmp_path / "second"
     shutil.copytree(models, second)
-    r = grm(
-        "compress",
-        images / "p0.png",
-        tmp_path / "a.grm",
-        "--rate",
-        "q1",
-        "--models",
-        models,
-        "--models",
-        second,
-    )
+    both_folders = ("--rate", "q1", "--models", models, "--models", second)
+    r = grm("compress", images / "p0.png", tmp_path / "a.grm", *both_folders)
     assert r.returncode == 0, r.stderr.decode()  # the same file twice is one model
     with __import__("torch").no_grad():
         next(lm.model.parameters()).add_(0.01)
     save_model(lm.model, second / "grm-q1.safetensors", name="grm-q1")
-    r = grm(
-        "compress",
-        images / "p0.png",
-        tmp_path / "b.grm",
-        "--rate",
-        "q1",
-        "--models",
-        models,
-        "--models",
-        second,
-    )
+    r = grm("compress", images / "p0.png", tmp_path / "b.grm", *both_folders)
     assert r.returncode == 1 and "2 different models match --rate q1" in r.stderr.decode()
     r = grm("compress", images / "p0.png", tmp_path / "c.grm", "--rate", "q9", "--models", models)
     assert r.returncode == 1 and "no grm model at rate point 'q9'" in r.stderr.decode()

@@ -1,3 +1,4 @@
+import dataclasses
 import struct
 import zlib
 
@@ -82,16 +83,7 @@ def test_corrupt_stream_with_valid_crc_is_caught_by_symbol_checksum(trained, enc
     f = container.unpack(encoded)
     y = bytearray(f.streams[1])
     y[len(y) // 2] ^= 0x55
-    forged = container.pack(
-        container.GrmFile(
-            f.model_name,
-            f.weights_hash,
-            f.height,
-            f.width,
-            f.symbols_checksum,
-            (f.streams[0], bytes(y)),
-        )
-    )
+    forged = container.pack(dataclasses.replace(f, streams=(f.streams[0], bytes(y))))
     with pytest.raises(DecodeError):
         decode_bytes(trained, forged)
 

@@ -247,20 +247,24 @@ def test_failing_train_stage_marks_its_mlflow_run_failed(tmp_path):
     assert all(s[3] for s in runs.values()), "every run carries mlflow.source.git.commit"
 
 
+# The in-process runs below: the smallest training that writes a checkpoint at its last step.
+IN_PROCESS = {
+    "model": "tiny",
+    "steps": 2,
+    "batch_size": 2,
+    "crop": 64,
+    "val_every": 2,
+    "val_crop": 64,
+    "workers": 0,
+}
+
+
 def test_a_fine_tune_is_keyed_by_its_parent_and_restarts_when_the_parent_changes(shards, tmp_path):
     """A rate point resumes only on top of the same base: its run key holds the base's sha256."""
     from grm.checksum import sha256_file
     from grm.pipeline.train import TrainSettings, train
 
-    tiny = {
-        "model": "tiny",
-        "steps": 4,
-        "batch_size": 2,
-        "crop": 64,
-        "val_every": 2,
-        "val_crop": 64,
-        "workers": 0,
-    }
+    tiny = {**IN_PROCESS, "steps": 4}
     parent = tmp_path / "base.safetensors"
 
     def train_parent(seed):
@@ -284,15 +288,7 @@ def test_a_fine_tune_is_keyed_by_its_parent_and_restarts_when_the_parent_changes
 def test_init_from_refuses_weights_of_another_model(shards, tmp_path):
     from grm.pipeline.train import TrainSettings, train
 
-    tiny = {
-        "model": "tiny",
-        "steps": 2,
-        "batch_size": 2,
-        "crop": 64,
-        "val_every": 2,
-        "val_crop": 64,
-        "workers": 0,
-    }
+    tiny = IN_PROCESS
     out = train(
         "peer", TrainSettings(**tiny, arch="bmshj2018-hyperprior"), str(shards), tmp_path / "peer"
     )
@@ -320,18 +316,7 @@ def test_auto_precision_is_resolved_into_the_run_key(shards, tmp_path):
     native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
     if not torch.cuda.is_available():
         assert used == ("bf16" if native else "fp32")
-    s = TrainSettings.from_dict(
-        {
-            "model": "tiny",
-            "steps": 2,
-            "batch_size": 2,
-            "crop": 64,
-            "val_every": 2,
-            "val_crop": 64,
-            "workers": 0,
-            "mixed_precision": "auto",
-        }
-    )
+    s = TrainSettings.from_dict({**IN_PROCESS, "mixed_precision": "auto"})
     train("auto", s, str(shards), tmp_path / "auto")
     key = json.loads((tmp_path / "auto/settings.json").read_text())
     assert key["settings"]["mixed_precision"] == used
@@ -342,15 +327,7 @@ def test_a_changed_setting_that_fails_at_start_keeps_the_finished_run(shards, tm
     from grm.errors import GrmError
     from grm.pipeline.train import TrainSettings, train
 
-    tiny = {
-        "model": "tiny",
-        "steps": 2,
-        "batch_size": 2,
-        "crop": 64,
-        "val_every": 2,
-        "val_crop": 64,
-        "workers": 0,
-    }
+    tiny = IN_PROCESS
     out = tmp_path / "run"
     train("r", TrainSettings(**tiny), str(shards), out)
     t = time.perf_counter()
