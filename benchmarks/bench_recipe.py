@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -102,6 +103,21 @@ def main() -> None:
         metavar="LAMBDA:STEPS",
         help="then fine-tune from the recipe's weights to each λ for STEPS (a warm-started ladder)",
     )
+    ap.add_argument(
+        "--ladder-set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fine-tune settings over params.yaml's (e.g. lr_drop_at=0.8 ema=0.999)",
+    )
+    ap.add_argument(
+        "--save-base", type=Path, help="copy the recipe's last weights here (for --base)"
+    )
+    ap.add_argument(
+        "--base",
+        type=Path,
+        help="measure the ladder on these weights instead of training the recipe first",
+    )
     args = ap.parse_args()
     from grm.pipeline.train import TrainSettings
 
@@ -122,13 +138,23 @@ def main() -> None:
         "unseen photos": load_photos(args.unseen),
     }
     fine_tune = {
-        k: v for k, v in train_params.items() if k in ("lr_drop_at", "lr_schedule", "val_every")
+        k: v
+        for k, v in train_params.items()
+        if k in ("lr_drop_at", "lr_schedule", "val_every", "ema")
     }
+    fine_tune.update(
+        {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.ladder_set)}
+    )
     # Under torchrun every rank must train into the same folder (rank 0 writes the weights).
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     shared = Path(tempfile.gettempdir()) / f"bench-recipe-{run_id}" if run_id else None
     with tempfile.TemporaryDirectory() if shared is None else contextlib.nullcontext(shared) as tmp:
-        base = run_recipe("recipe", settings, overrides, args.shards, Path(tmp) / "run", sets)
+        if args.base:
+            base = args.base
+        else:
+            base = run_recipe("recipe", settings, overrides, args.shards, Path(tmp) / "run", sets)
+            if args.save_base:
+                shutil.copyfile(base, args.save_base)
         for point in args.ladder:
             lmbda, steps = point.split(":")
             child = dataclasses.replace(
@@ -138,7 +164,7 @@ def main() -> None:
             run_recipe(
                 f"fine-tune λ {lmbda}",
                 child,
-                {"lmbda": lmbda, "steps": steps},
+                {"lmbda": lmbda, "steps": steps, **fine_tune},
                 args.shards,
                 Path(tmp) / f"ft-{lmbda}",
                 sets,

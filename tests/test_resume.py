@@ -341,3 +341,28 @@ def test_a_changed_setting_that_fails_at_start_keeps_the_finished_run(shards, tm
     fresh = train("r", TrainSettings(**tiny, seed=1), str(shards), out)  # a new run that starts...
     assert fresh.restarted_because == ["settings"] and fresh.steps == 2
     assert not (tmp_path / "run.previous").exists()  # ...then the old one goes
+
+
+def test_weight_average_is_what_is_kept_and_resumes_exactly(shards, tmp_path):
+    """With train.ema the kept weights are the average (not the last step's), and a run
+    resumed from a checkpoint continues the same average to the same bytes."""
+    import shutil
+
+    from grm.pipeline.train import TrainSettings, train
+
+    s = TrainSettings(**{**IN_PROCESS, "steps": 4, "lr": 0.01}, ema=0.9)
+    train("ema", s, str(shards), tmp_path / "straight")
+    kept = load_file(tmp_path / "straight/weights/step-00000004.safetensors")
+    last = load_file(tmp_path / "straight/state/step-00000004/model.safetensors")
+    average = load_file(tmp_path / "straight/state/step-00000004/average.safetensors")
+    assert average and all(torch.equal(kept[k], v) for k, v in average.items())
+    moved = [k for k, v in average.items() if not torch.equal(v, last[f"model.{k}"])]
+    assert moved, "the kept weights are the last step's, not their average"
+
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed/state/step-00000004")
+    (tmp_path / "resumed/weights/step-00000004.safetensors").unlink()
+    again = train("ema", s, str(shards), tmp_path / "resumed")
+    assert again.resumed_from == 2
+    resumed = load_file(tmp_path / "resumed/weights/step-00000004.safetensors")
+    assert all(torch.equal(kept[k], resumed[k]) for k in kept)

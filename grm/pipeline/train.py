@@ -8,6 +8,7 @@ resumes from an intact checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -28,6 +29,7 @@ from ..image_io import to_tensor, write_atomic
 from ..model_file import build, save_model
 from ..settings import from_known_keys
 from .allocator import reuse_freed_memory
+from .averaging import WeightAverage
 from .loss import RateDistortionLoss
 from .provenance import code_digest, json_digest
 from .shards import INDEX, read_images, resolve_shards, train_loader
@@ -62,6 +64,7 @@ class TrainSettings:
     seed: int = 0
     keep_states: int = 2
     max_bad_steps: int = 20
+    ema: float = 0.0  # weight-average decay (averaging.py): the average is validated and kept
     init_from: str = (
         ""  # weights to start from (the variant's base): a fine-tune, not a fresh start
     )
@@ -77,6 +80,8 @@ class TrainSettings:
         s = from_known_keys(cls, d, "training settings")
         if s.lr_schedule not in ("step", "cosine"):
             raise ValueError(f"train.lr_schedule must be step or cosine, not {s.lr_schedule!r}")
+        if s.ema and not 0.0 < s.ema < 1.0:
+            raise ValueError(f"train.ema must be 0 (off) or in (0, 1), not {s.ema}")
         if s.mixed_precision not in MIXED_PRECISION:
             raise ValueError(
                 f"train.mixed_precision must be one of {MIXED_PRECISION}, not {s.mixed_precision!r}"
@@ -327,7 +332,13 @@ def train(
     set_seed(s.seed)
     objective, opt, clip_params = _prepare(acc, s)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    _resume(acc, out / "state", result, name)
+    # The main process alone validates and writes weights, so it alone keeps the average.
+    average = (
+        WeightAverage(acc.unwrap_model(objective).model, s.ema)
+        if s.ema and acc.is_main_process
+        else None
+    )
+    _resume(acc, out / "state", result, name, average)
     # The batch stream is a function of the seed and the step: it starts exactly where
     # the interrupted run stopped, without replaying what was already trained on.
     batches = train_loader(
@@ -345,7 +356,7 @@ def train(
     tracker = tracker_factory(result) if (tracker_factory and acc.is_main_process) else None
     if tracker:
         tracker.params({"rate_point": name, "world_size": acc.num_processes, **asdict(s)})
-    books = _Bookkeeping(acc, objective, opt, s, out, name, result, tracker, shards)
+    books = _Bookkeeping(acc, objective, opt, s, out, name, result, tracker, shards, average)
     seen: set[str] = set()
     objective.train()
     while result.steps < s.steps:
@@ -377,9 +388,10 @@ class _Bookkeeping:
         result: TrainResult,
         tracker,
         shards: str,
+        average: WeightAverage | None,
     ):
         self.acc, self.objective, self.opt, self.s, self.out = acc, objective, opt, s, out
-        self.name, self.result, self.tracker = name, result, tracker
+        self.name, self.result, self.tracker, self.average = name, result, tracker, average
         main = acc.is_main_process
         self.val_images = (
             [img for _, img in read_images(resolve_shards(shards, "val"))] if main else []
@@ -392,6 +404,8 @@ class _Bookkeeping:
         self.result.steps += 1
         step, s = self.result.steps, self.s
         self._guard(stepped, step)
+        if self.average is not None and stepped:
+            self.average.update(self.acc.unwrap_model(self.objective).model)
         if self.progress:
             self.progress.update(1)
             self.progress.set_postfix(
@@ -403,16 +417,17 @@ class _Bookkeeping:
             self._log(o, step)
         if _due(step, s.val_every, s.steps):
             if self.acc.is_main_process:
-                _validate(
-                    self.acc.unwrap_model(self.objective),
-                    self.val_images,
-                    s,
-                    step,
-                    self.result,
-                    self.tracker,
-                    self.name,
-                )
-            _checkpoint(self.acc, self.objective, self.out, step, self.result, s)
+                with _kept(self.acc, self.objective, self.average) as objective:
+                    _validate(
+                        objective,
+                        self.val_images,
+                        s,
+                        step,
+                        self.result,
+                        self.tracker,
+                        self.name,
+                    )
+            _checkpoint(self.acc, self.objective, self.out, step, self.result, s, self.average)
             if self.acc.is_main_process:
                 shutil.rmtree(
                     _aside(self.out), ignore_errors=True
@@ -430,7 +445,7 @@ class _Bookkeeping:
         self.consecutive_bad += 1
         self.result.bad_steps += 1
         if self.consecutive_bad >= self.s.max_bad_steps:
-            _checkpoint(self.acc, self.objective, self.out, step, self.result, self.s)
+            _checkpoint(self.acc, self.objective, self.out, step, self.result, self.s, self.average)
             raise FloatingPointError(
                 f"{self.consecutive_bad} consecutive non-finite steps at step {step}; "
                 f"a resumable checkpoint was written to {self.out / 'state'}"
@@ -509,11 +524,15 @@ def _prepare(acc, s: TrainSettings):
     return objective, opt, clip_params
 
 
-def _resume(acc, states: Path, result: TrainResult, name: str) -> None:
+def _resume(
+    acc, states: Path, result: TrainResult, name: str, average: WeightAverage | None
+) -> None:
     latest = _latest_state(states)
     if latest is None:
         return
     acc.load_state(str(latest))
+    if average is not None:
+        average.load(latest)
     meta = json.loads((latest / "trainer.json").read_text())
     result.steps, result.bad_steps, result.history = (
         meta["step"],
@@ -576,23 +595,45 @@ def _validate(
         tracker.metrics({f"val/{k}": x for k, x in v.items() if k != "step"}, step)
 
 
+@contextlib.contextmanager
+def _kept(acc, objective, average: WeightAverage | None):
+    """The unwrapped objective with the weights a run keeps: the average if there is one."""
+    unwrapped = acc.unwrap_model(objective)
+    if average is None:
+        yield unwrapped
+        return
+    with average.applied(unwrapped.model):
+        yield unwrapped
+
+
 def _checkpoint(
-    acc, objective, out: Path, step: int, result: TrainResult, s: TrainSettings
+    acc,
+    objective,
+    out: Path,
+    step: int,
+    result: TrainResult,
+    s: TrainSettings,
+    average: WeightAverage | None,
 ) -> None:
-    """Model weights for selection + a full resumable state, both written atomically."""
+    """The kept weights for selection + a full resumable state, both written atomically."""
     states, weights = out / "state", out / "weights"
     tmp = states / f"step-{step:08d}.tmp"
     if acc.is_main_process:
-        model = acc.unwrap_model(objective).model
-        save_model(
-            model, weights / f"step-{step:08d}.safetensors", name=f"step-{step}", coder=False
-        )
+        with _kept(acc, objective, average) as kept:
+            save_model(
+                kept.model,
+                weights / f"step-{step:08d}.safetensors",
+                name=f"step-{step}",
+                coder=False,
+            )
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
     acc.save_state(str(tmp))
     acc.wait_for_everyone()
     if acc.is_main_process:
+        if average is not None:
+            average.save(tmp)
         # The validation history travels inside the checkpoint, so a kill between the
         # rename and the history.json update cannot lose an entry.
         write_atomic(
