@@ -2,8 +2,7 @@
 and the WebDataset loader's throughput against what training consumes.
 
     python benchmarks/bench_train.py [--config paper] [--batch 8] [--crop 256] [--steps 5] \\
-        [--workers 1]
-                                     [--device cuda] [--loader-batches 0] [--precision bf16]
+        [--workers 1] [--device cuda] [--loader-batches 0] [--precision bf16] [--compile]
 """
 
 from __future__ import annotations
@@ -16,9 +15,10 @@ from pathlib import Path
 import torch
 
 
-def stepper(model, batch: int, crop: int, precision: str = "fp32"):
+def stepper(model, batch: int, crop: int, precision: str = "fp32", compile: bool = False):
     """One training step (forward, loss, backward, Adam) as the trainer does it (channels-last,
-    bf16 autocast when asked), timed to its end on the model's device (CUDA runs asynchronously)."""
+    bf16 autocast when asked), timed to its end on the model's device (CUDA runs asynchronously).
+    ``compile``: the forward through torch.compile (its first steps pay the compilation)."""
     from grm.pipeline.loss import RateDistortionLoss
     from grm.model import device_of
 
@@ -29,12 +29,13 @@ def stepper(model, batch: int, crop: int, precision: str = "fp32"):
     model.to(memory_format=torch.channels_last)
     x = torch.rand(batch, 3, crop, crop, device=dev).contiguous(memory_format=torch.channels_last)
     bf16 = precision == "bf16"
+    forward = torch.compile(model) if compile else model
 
     def step() -> float:
         sync()
         t = time.perf_counter()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            out = crit(model(x), x)
+            out = crit(forward(x), x)
         opt.zero_grad()
         (out["loss"] + model.aux_loss()).backward()
         opt.step()
@@ -45,18 +46,28 @@ def stepper(model, batch: int, crop: int, precision: str = "fp32"):
 
 
 def step_times(
-    models: dict, batch: int, crop: int, steps: int, warmup: int = 2, precision: str = "fp32"
-) -> dict:
+    models: dict,
+    batch: int,
+    crop: int,
+    steps: int,
+    warmup: int = 2,
+    precision: str = "fp32",
+    compile: bool = False,
+) -> tuple[dict, dict]:
     """Per-step seconds of each model, the models' steps interleaved so that a noisy
-    machine slows them alike; the first steps warm up allocators and kernels."""
-    steppers = {k: stepper(m, batch, crop, precision) for k, m in models.items()}
+    machine slows them alike, and the seconds of the first steps, which warm up allocators
+    and kernels (and compile, with ``compile``)."""
+    steppers = {k: stepper(m, batch, crop, precision, compile) for k, m in models.items()}
     times = {k: [] for k in models}
+    warm = {k: 0.0 for k in models}
     for i in range(warmup + steps):
         for k, step in steppers.items():
             t = step()
             if i >= warmup:
                 times[k].append(t)
-    return times
+            else:
+                warm[k] += t
+    return times, warm
 
 
 def median(values) -> float:
@@ -99,6 +110,9 @@ def main():
         help="bf16: autocast as the trainer does with train.mixed_precision: bf16",
     )
     ap.add_argument(
+        "--compile", action="store_true", help="the forward through torch.compile (inductor)"
+    )
+    ap.add_argument(
         "--loader-batches", type=int, default=20, help="batches to time the loader on (0: skip)"
     )
     ap.add_argument(
@@ -118,7 +132,9 @@ def main():
         "grm": GRM(cfg).to(args.device),
         "mbt2018": Peer("mbt2018", args.config).to(args.device),
     }
-    times = step_times(models, args.batch, args.crop, args.steps, precision=args.precision)
+    times, warm = step_times(
+        models, args.batch, args.crop, args.steps, precision=args.precision, compile=args.compile
+    )
     grm_s, mbt_s = median(times["grm"]), median(times["mbt2018"])
     ratios = [g / m for g, m in zip(times["grm"], times["mbt2018"])]
     where = (
@@ -128,8 +144,12 @@ def main():
     )
     print(
         f"widths N={cfg.N} M={cfg.M}, batch {args.batch} of {args.crop}², {args.precision}, "
-        f"{where}, "
+        f"{where}, {'torch.compile, ' if args.compile else ''}"
         f"median of {args.steps} interleaved steps, malloc keeps freed memory: {tuned}"
+    )
+    print(
+        f"first 2 steps (warm-up{', compilation' if args.compile else ''}): "
+        f"grm {warm['grm']:.1f} s, mbt2018 {warm['mbt2018']:.1f} s"
     )
     print(
         f"grm step      {grm_s:8.3f} s   (min {min(times['grm']):.3f}, max {max(times['grm']):.3f})"
