@@ -392,6 +392,7 @@ class _Bookkeeping:
     ):
         self.acc, self.objective, self.opt, self.s, self.out = acc, objective, opt, s, out
         self.name, self.result, self.tracker, self.average = name, result, tracker, average
+        self.model = acc.unwrap_model(objective).model  # unwrapped once, not every step
         main = acc.is_main_process
         self.val_images = (
             [img for _, img in read_images(resolve_shards(shards, "val"))] if main else []
@@ -405,7 +406,7 @@ class _Bookkeeping:
         step, s = self.result.steps, self.s
         self._guard(stepped, step)
         if self.average is not None and stepped:
-            self.average.update(self.acc.unwrap_model(self.objective).model)
+            self.average.update(self.model)
         if self.progress:
             self.progress.update(1)
             self.progress.set_postfix(
