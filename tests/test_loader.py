@@ -1,6 +1,7 @@
 """The training stream: resuming at step N is computed, not replayed, and lands on the same
 batches."""
 
+import pytest
 import torch
 
 from conftest import make_shards
@@ -40,3 +41,28 @@ def test_two_workers_resume_exactly_too(tmp_path):
         resumed = take(train_loader(urls, start_step=n, **kw), 3)
         for a, b in zip(resumed, straight[n : n + 3]):
             assert torch.equal(a[0], b[0]) and a[1] == b[1]
+
+
+def test_shrunk_crops_hold_more_of_the_photo_and_resume_exactly(tmp_path):
+    """train.min_scale: a crop of a shrunk photo spans more of it; the stream stays a function
+    of the step, and at min_scale 1 it is the stream without the setting."""
+    import numpy as np
+
+    from grm.pipeline.shards import shrink
+
+    ramp = np.tile(np.arange(64, dtype=np.uint8)[None, :, None] * 4, (64, 1, 3))
+    half = shrink(ramp, 0.5)
+    assert half.shape == (32, 32, 3)
+    assert int(half[0].max()) - int(half[0].min()) > 200  # the whole ramp in half the pixels
+    shards = make_shards(tmp_path, 4, 1, 96, 96)
+    urls = resolve_shards(str(shards), "train")
+    kw = dict(crop=32, batch_size=2, crops_per_image=2, shuffle_buffer=4, seed=3)
+    plain = take(train_loader(urls, **kw), 6)
+    same = take(train_loader(urls, min_scale=1.0, **kw), 6)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(plain, same))
+    shrunk = take(train_loader(urls, min_scale=0.4, **kw), 6)
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(plain, shrunk))
+    resumed = take(train_loader(urls, min_scale=0.4, start_step=4, **kw), 2)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(resumed, shrunk[4:]))
+    with pytest.raises(ValueError, match="min_scale"):
+        train_loader(urls, min_scale=0.0, **kw)

@@ -1,7 +1,7 @@
 """WebDataset shards: writing images into them and reading training crops out of them.
 
-Shards hold whole images as PNG; random crops and flips are cut at read time, several
-per decoded image. Each rank reads its own slice of the shard list (rank, rank+world,
+Shards hold whole images as PNG; random crops and flips (and, with ``train.min_scale``,
+random shrinks) are cut at read time, several per decoded image. Each rank reads its own slice of the shard list (rank, rank+world,
 …) and each loader worker a slice of that, so no two processes ever see the same
 image; the stream repeats forever, and the trainer decides how many steps to take,
 which keeps every rank in lock-step. The stream's state at any step is computed, not
@@ -151,15 +151,21 @@ class CropStream(torch.utils.data.IterableDataset):
         seed,
         rank,
         start_step=0,
+        min_scale=1.0,
     ):
         super().__init__()
+        if not 0.0 < min_scale <= 1.0:
+            raise ValueError(f"train.min_scale must be in (0, 1], not {min_scale}")
         self.urls, self.sizes = urls, sizes
         self.crop, self.batch, self.per_image = crop, batch_size, crops_per_image
+        self.min_scale = min_scale
         self.window = max(1, shuffle_buffer // crops_per_image)  # images per shuffle window
         self.seed, self.rank, self.start_step = seed, rank, start_step
 
     def _crops(self, img, rng):
         crop = self.crop
+        if self.min_scale < 1.0:  # no draw at 1, so streams without it stay as they were
+            img = shrink(img, float(np.exp(rng.uniform(np.log(self.min_scale), 0.0))))
         h, w = img.shape[:2]
         if h < crop or w < crop:
             img = np.pad(
@@ -230,6 +236,18 @@ class CropStream(torch.utils.data.IterableDataset):
             yield torch.stack([t for t, _ in items]).float().div_(255.0), [k for _, k in items]
 
 
+def shrink(img: np.ndarray, scale: float) -> np.ndarray:
+    """The photo downscaled by ``scale`` (antialiased): another photo, with more detail per
+    pixel, so a few photos show the model more kinds of texture."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == (w, h):
+        return img
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
+
+
 def train_loader(
     urls: list[str],
     *,
@@ -242,6 +260,7 @@ def train_loader(
     shuffle_buffer: int = 256,
     seed: int = 0,
     start_step: int = 0,
+    min_scale: float = 1.0,
 ):
     """Endless iterator of (batch [B,3,crop,crop] in [0,1], source keys) for one rank, from
     ``start_step``."""
@@ -262,6 +281,7 @@ def train_loader(
         seed=seed,
         rank=rank,
         start_step=start_step,
+        min_scale=min_scale,
     )
     # An own generator: the loader must not draw from torch's global RNG, which belongs
     # to training (noise) and is restored on resume.

@@ -60,6 +60,7 @@ class TrainSettings:
     log_every: int = 10
     crops_per_image: int = 4
     shuffle_buffer: int = 256  # crops shuffled together (in windows; see shards.CropStream)
+    min_scale: float = 1.0  # each image shrunk by a random factor in [min_scale, 1] (1: never)
     workers: int = 0
     seed: int = 0
     keep_states: int = 2
@@ -350,6 +351,7 @@ def train(
         workers=s.workers,
         crops_per_image=s.crops_per_image,
         shuffle_buffer=s.shuffle_buffer,
+        min_scale=s.min_scale,
         seed=s.seed,
         start_step=result.steps * s.grad_accum,
     )
