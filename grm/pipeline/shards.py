@@ -1,11 +1,12 @@
 """WebDataset shards: writing images into them and reading training crops out of them.
 
 Shards hold whole images as PNG; random crops and flips (and, with ``train.min_scale``,
-random shrinks) are cut at read time, several per decoded image. Each rank reads its own slice of the shard list (rank, rank+world,
-…) and each loader worker a slice of that, so no two processes ever see the same
-image; the stream repeats forever, and the trainer decides how many steps to take,
-which keeps every rank in lock-step. The stream's state at any step is computed, not
-replayed (``CropStream``), so a resumed run continues in seconds.
+random shrinks) are cut at read time, several per decoded image. Each rank reads its own
+slice of the shard list (rank, rank+world, …) and each loader worker a slice of that, so
+no two processes ever see the same image; the stream repeats forever, and the trainer
+decides how many steps to take, which keeps every rank in lock-step. The stream's state
+at any step is computed, not replayed (``CropStream``), so a resumed run continues in
+seconds.
 """
 
 from __future__ import annotations
