@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_quality import JPEG_QUALITIES, centre_crop, colour_shift, pillow_ladder, psnr_at  # noqa: E402
 from grm.image_io import IMAGE_SUFFIXES, read_image, to_uint8  # noqa: E402
+from grm.model import GRM  # noqa: E402
 from grm.pipeline.metrics import psnr  # noqa: E402
 
 
@@ -51,7 +52,9 @@ def parse_value(text: str):
 
 @torch.no_grad()
 def measure(model, photos) -> dict:
-    """Mean estimated bpp, PSNR, Δ PSNR against JPEG at that bpp, colour shift."""
+    """Mean estimated bpp, PSNR, Δ PSNR against JPEG at that bpp, colour shift, and the
+    transforms' ceiling: the PSNR of g_s(g_a(x)) with nothing rounded (what the
+    transforms keep, whatever the entropy model spends)."""
     model.eval()
     rows = []
     for _, rgb in photos:
@@ -61,14 +64,18 @@ def measure(model, photos) -> dict:
             rgb.shape[0] * rgb.shape[1]
         )
         dec = to_uint8(out["x_hat"].clamp(0, 1))
+        net = getattr(model, "net", model)  # a peer wraps a compressai model
+        unrounded = net.g_s(net.g_a(GRM.pad(x)))[..., : rgb.shape[0], : rgb.shape[1]]
+        ceiling = psnr(rgb, to_uint8(unrounded.clamp(0, 1)))
         jpeg = psnr_at(pillow_ladder(rgb, "JPEG", JPEG_QUALITIES), bpp)
-        rows.append((bpp, psnr(rgb, dec), psnr(rgb, dec) - jpeg, colour_shift(rgb, dec)))
+        rows.append((bpp, psnr(rgb, dec), psnr(rgb, dec) - jpeg, colour_shift(rgb, dec), ceiling))
     a = np.array(rows, dtype=float)
     return {
         "bpp": float(a[:, 0].mean()),
         "psnr": float(a[:, 1].mean()),
         "vs_jpeg": float(np.nanmean(a[:, 2])),
         "colour_shift": float(a[:, 3].mean()),
+        "ceiling": float(a[:, 4].mean()),
     }
 
 
@@ -79,6 +86,16 @@ def load_photos(folder: Path) -> list:
         else []
     )
     return [(p.stem, centre_crop(read_image(p)[0], 512, 512)) for p in files]
+
+
+def training_photos(shards: str) -> list:
+    """The photos the model trained on, measured the same way: a gap between them and the
+    unseen ones would be over-fitting to the few training photos."""
+    from grm.pipeline.shards import read_images, resolve_shards
+
+    return [
+        (k, centre_crop(img, 512, 512)) for k, img in read_images(resolve_shards(shards, "train"))
+    ]
 
 
 def main() -> None:
@@ -136,6 +153,7 @@ def main() -> None:
     sets = {
         "evaluation photos": load_photos(ROOT / "data/eval_images"),
         "unseen photos": load_photos(args.unseen),
+        "training photos": training_photos(args.shards),
     }
     fine_tune = {
         k: v
@@ -200,7 +218,7 @@ def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, set
         print(
             f"  {set_name} ({len(photos)}): {m['bpp']:.3f} bpp, {m['psnr']:.2f} dB, Δ JPEG "
             f"{m['vs_jpeg']:+.2f} dB, "
-            f"colour shift {m['colour_shift']:.2f} levels",
+            f"colour shift {m['colour_shift']:.2f} levels, unrounded {m['ceiling']:.2f} dB",
             flush=True,
         )
     if math.isnan(result.history[-1]["loss"]):
