@@ -93,9 +93,8 @@ def training_photos(shards: str) -> list:
     unseen ones would be over-fitting to the few training photos."""
     from grm.pipeline.shards import read_images, resolve_shards
 
-    return [
-        (k, centre_crop(img, 512, 512)) for k, img in read_images(resolve_shards(shards, "train"))
-    ]
+    images = read_images(resolve_shards(shards, "train"))
+    return [(k, centre_crop(img.copy(), 512, 512)) for k, img in images]  # writable: torch
 
 
 def main() -> None:
@@ -169,6 +168,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() if shared is None else contextlib.nullcontext(shared) as tmp:
         if args.base:
             base = args.base
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"base {base}:", flush=True)
+                print_measures(settings, base, sets)
         else:
             base = run_recipe("recipe", settings, overrides, args.shards, Path(tmp) / "run", sets)
             if args.save_base:
@@ -192,9 +194,7 @@ def main() -> None:
 def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, sets: dict) -> Path:
     """Train with the pipeline's trainer, print the measure on each photo set; the last weights'
     path."""
-    from grm.model_file import build
     from grm.pipeline.train import train
-    from safetensors.torch import load_file
 
     t = time.perf_counter()
     result = train("recipe", settings, shards, out)
@@ -202,15 +202,25 @@ def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, set
     weights = out / "weights" / f"step-{result.steps:08d}.safetensors"
     if int(os.environ.get("RANK", "0")) != 0:
         return weights
-    model = build(settings.arch, settings.model)
-    model.update(force=True)
-    model.load_state_dict(load_file(str(weights)))
     print(
         f"{name} {json.dumps(overrides)}: {settings.steps} steps in {seconds:.0f} s "
         f"({settings.steps / seconds:.2f} steps/s); last validation "
         f"{result.history[-1]['bpp']:.3f} bpp {result.history[-1]['psnr']:.2f} dB",
         flush=True,
     )
+    print_measures(settings, weights, sets)
+    if math.isnan(result.history[-1]["loss"]):
+        sys.exit("training diverged")
+    return weights
+
+
+def print_measures(settings, weights: Path, sets: dict) -> None:
+    from grm.model_file import build
+    from safetensors.torch import load_file
+
+    model = build(settings.arch, settings.model)
+    model.update(force=True)
+    model.load_state_dict(load_file(str(weights)))
     for set_name, photos in sets.items():
         if not photos:
             continue
@@ -221,9 +231,6 @@ def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, set
             f"colour shift {m['colour_shift']:.2f} levels, unrounded {m['ceiling']:.2f} dB",
             flush=True,
         )
-    if math.isnan(result.history[-1]["loss"]):
-        sys.exit("training diverged")
-    return weights
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ NOT_RUN_HERE = {
         "35 min to 2.5 h here, days for the paper profile: each profile trains 2 steps in "
         "test_profiles_train_two_steps"
     ),
-    r"^make bench\b|^\.venv/bin/python benchmarks/": (
+    r"^make bench\b|^\.venv/bin/python benchmarks/"
+    r"|^(\w+=\S+ )*\.venv/bin/torchrun .* benchmarks/": (
         "benchmarks (minutes to hours, some a GPU): each command line is parsed by "
         "tests/test_readme_commands.py"
     ),

@@ -19,8 +19,9 @@ from conftest import READMES, REPO
 # `[.venv/bin/]python[3] SCRIPT ARGS`, SCRIPT a benchmark or stage, ARGS up to a comment,
 # a pipe, `&&`, a closing backtick or the end of the line.
 COMMAND = re.compile(r"(?:\S*/)?python3? ((?:benchmarks|stages)/\w+\.py)([^`#|&\n]*)")
-# stage scripts launched through accelerate / torchrun (the launcher's own flags go first)
-LAUNCHED = re.compile(r"\s((?:stages)/\w+\.py)((?:\s+(?!#)[\w.-]+)*)")
+# stage and benchmark scripts launched through accelerate / torchrun (the launcher's own
+# flags go first)
+LAUNCHED = re.compile(r"\s((?:stages|benchmarks)/\w+\.py)((?:\s+(?!#)[\w.=:-]+)*)")
 PARSE_ONLY = (
     "import argparse, runpy, sys\n"
     "parse = argparse.ArgumentParser.parse_args\n"
