@@ -23,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -x --durations=15 -n logical --dist loadfile
+	$(BIN)/python -m pytest -q -x --durations=15 -n logical --dist loadfile --no-loadscope-reorder
 
 # After `make run`: commit dvc.lock and the small results (metrics, evaluation JSONs, the
 # report; DVC's own .gitignore files keep models, shards and checkpoints out), so that
