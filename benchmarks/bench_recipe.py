@@ -46,6 +46,11 @@ from grm.model import GRM  # noqa: E402
 from grm.pipeline.metrics import psnr  # noqa: E402
 
 
+def main_rank() -> bool:
+    """Under torchrun only rank 0 measures and prints (every rank trains)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def parse_value(text: str):
     return yaml.safe_load(text)
 
@@ -168,7 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() if shared is None else contextlib.nullcontext(shared) as tmp:
         if args.base:
             base = args.base
-            if int(os.environ.get("RANK", "0")) == 0:
+            if main_rank():
                 print(f"base {base}:", flush=True)
                 print_measures(settings, base, sets)
         else:
@@ -200,7 +205,7 @@ def run_recipe(name: str, settings, overrides: dict, shards: str, out: Path, set
     result = train("recipe", settings, shards, out)
     seconds = time.perf_counter() - t
     weights = out / "weights" / f"step-{result.steps:08d}.safetensors"
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not main_rank():
         return weights
     print(
         f"{name} {json.dumps(overrides)}: {settings.steps} steps in {seconds:.0f} s "

@@ -1,12 +1,13 @@
 """The training stream: resuming at step N is computed, not replayed, and lands on the same
 batches."""
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import make_shards
 from grm.pipeline import shards as shards_module
-from grm.pipeline.shards import resolve_shards, train_loader
+from grm.pipeline.shards import resolve_shards, shrink, train_loader
 
 
 def take(it, n):
@@ -46,10 +47,6 @@ def test_two_workers_resume_exactly_too(tmp_path):
 def test_shrunk_crops_hold_more_of_the_photo_and_resume_exactly(tmp_path):
     """train.min_scale: a crop of a shrunk photo spans more of it; the stream stays a function
     of the step, and at min_scale 1 it is the stream without the setting."""
-    import numpy as np
-
-    from grm.pipeline.shards import shrink
-
     ramp = np.tile(np.arange(64, dtype=np.uint8)[None, :, None] * 4, (64, 1, 3))
     half = shrink(ramp, 0.5)
     assert half.shape == (32, 32, 3)
