@@ -92,38 +92,6 @@ def test_two_rank_training_is_disjoint_and_in_sync(shards, tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "1"
 
 
-TWO_RUNS = """
-import sys
-from pathlib import Path
-from grm.pipeline.train import TrainSettings, train
-
-shards, out = sys.argv[1], Path(sys.argv[2])
-s = TrainSettings.from_dict(
-    {"model": "tiny", "steps": 2, "batch_size": 2, "crop": 64, "val_every": 2, "val_crop": 64}
-)
-for run in ("first", "second"):  # as bench_recipe's ladder does under torchrun
-    print(run, train(run, s, shards, out / run).steps)
-"""
-
-
-def test_one_process_trains_two_runs_on_two_ranks(shards, tmp_path):
-    """Accelerate's end_training destroys the process group; the next run sets it up again."""
-    script = tmp_path / "two_runs.py"
-    script.write_text(TWO_RUNS)
-    env = dict(os.environ, ACCELERATE_USE_CPU="1", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(script)]
-    r = subprocess.run(
-        cmd + [str(shards), str(tmp_path / "out")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    assert r.stdout.count("second 2") == 2  # both ranks finished the second run
-
-
 def test_shards_over_http(shards):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shards))
     handler.log_message = lambda *a, **k: None

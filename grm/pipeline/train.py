@@ -482,9 +482,8 @@ def _accelerator(s: TrainSettings):
     from accelerate.utils import DistributedDataParallelKwargs
 
     # Accelerate keeps one precision per process; a process that trains several runs (the
-    # tests, bench_recipe's ladder) starts each afresh. end_training destroyed the process
-    # group of the run before: then the process state goes too, and is set up again.
-    AcceleratorState._reset_state(reset_partial_state=not torch.distributed.is_initialized())
+    # tests, bench_recipe's ladder) starts each afresh. The process group is kept.
+    AcceleratorState._reset_state()
     acc = Accelerator(
         mixed_precision="no" if s.mixed_precision == "fp32" else s.mixed_precision,
         gradient_accumulation_steps=s.grad_accum,
