@@ -33,8 +33,11 @@ class WeightAverage:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         weight = 1.0 - self.current_decay()
-        for n, p in model.named_parameters():
-            self.average[n].lerp_(p.detach(), weight)
+        names = list(self.average)
+        params = dict(model.named_parameters())
+        torch._foreach_lerp_(
+            [self.average[n] for n in names], [params[n].detach() for n in names], weight
+        )
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module):
