@@ -1,9 +1,15 @@
-"""DVC stage: train a variant's base model, the start of each of its rate points
-(params: train, variants.VARIANT, base). Writes data/bases/VARIANT.safetensors.
+"""DVC stage: train the variants' bases, the start of each of their rate points (params:
+train, variants, base). Writes data/bases/VARIANT.safetensors for each.
 
-    python -m stages.base VARIANT
+    python -m stages.base [VARIANT ...]             # every variant of params.yaml by default
+    accelerate launch -m stages.base [VARIANT ...]  # many GPUs / nodes: one base after another
+
+On a CPU the bases train side by side, up to `base.jobs` at a time ('auto': one per core),
+the cores shared out among them (grm/pipeline/side_by_side.py). A base whose run is already
+complete (same run key) is not trained again, so adding a variant trains only its base.
 """
 
+import sys
 from pathlib import Path
 
 from grm.threads import spin_while_training
@@ -11,29 +17,55 @@ from grm.threads import spin_while_training
 spin_while_training()  # before grm.pipeline.stage sets the passive policy and torch loads
 
 from grm.pipeline import paths  # noqa: E402
-from grm.pipeline.stage import base_path, base_settings, run_stage, stage_args  # noqa: E402
-from grm.pipeline.training_run import run_training  # noqa: E402
+from grm.pipeline.stage import (  # noqa: E402
+    base_path,
+    base_settings,
+    run_stage,
+    shared_params,
+    stage_args,
+    variants,
+)
 
 ROOT = Path.cwd()
 CODE = Path(__file__).resolve().parents[1]
 
 
-def main():
-    def options(ap):
-        ap.add_argument("variant", help="model variant (a key of 'variants' in params.yaml)")
-
-    args, params = stage_args(__doc__, extra=options)
-    settings, shards = base_settings(params, args.variant)
-    name = f"{args.variant}-base"
-    out = ROOT / paths.CHECKPOINTS / name
-    result = run_training(
-        ROOT, CODE, params, args.variant, name, settings, shards, out, kind="base"
-    )
+def train_base(params: dict, variant: str) -> None:
     from grm.image_io import write_atomic
+    from grm.pipeline.training_run import run_training
 
-    dest = ROOT / base_path(args.variant)
+    settings, shards = base_settings(params, variant)
+    out = ROOT / paths.BASE_RUNS / variant
+    result = run_training(
+        ROOT, CODE, params, variant, f"{variant}-base", settings, shards, out, kind="base"
+    )
+    dest = ROOT / base_path(variant)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dest, (out / "weights" / f"step-{result.steps:08d}.safetensors").read_bytes())
+
+
+def main():
+    def options(ap):
+        ap.add_argument(
+            "variant", nargs="*", help="model variants (keys of 'variants'; default: all)"
+        )
+
+    args, params = stage_args(__doc__, extra=options)
+    names = args.variant or list(variants(params))
+    for v in names:
+        base_settings(params, v)  # every name and setting checked before anything trains
+    from grm.pipeline import side_by_side
+
+    jobs = side_by_side.jobs_for((params.get("base") or {}).get("jobs", "auto"), len(names))
+    if jobs == 1:
+        for v in names:
+            train_base(params, v)
+        return
+    from grm.pipeline.tracking import start_pipeline_run
+
+    start_pipeline_run(ROOT, shared_params(params))  # before the children: one parent run
+    me = [sys.executable, "-m", "stages.base", "--params", args.params]
+    side_by_side.run_all({f"the base of {v}": me + [v] for v in names}, jobs)
 
 
 if __name__ == "__main__":

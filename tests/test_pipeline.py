@@ -112,8 +112,7 @@ def test_pipeline_runs_end_to_end(repo):
         "classic@jpeg",
         "classic@vvc",
         "report",
-        "base@grm",
-        "base@bmshj2018",
+        "base",
     } | {
         f"{stage}@{v}-{r}"
         for stage in ("train", "export", "evaluate")
@@ -429,3 +428,26 @@ def test_dvc_repro_trains_a_rate_point_through_each_launcher(repo, tmp_path):
             assert exported_provenance(root, "grm-a") == single, launcher
     finally:
         (root / "dvc.yaml").write_text(original)
+
+
+def test_adding_a_variant_trains_only_its_base_and_rate_points(repo):
+    """The bases are one stage (they train side by side on a CPU), but a base whose run is
+    complete is not trained again, and its unchanged file reruns nothing downstream."""
+    root, _ = repo
+    sh(root, str(BIN / "dvc"), "repro")  # whatever the tests before left stale
+    before = {v: sha256_file(root / f"data/bases/{v}.safetensors") for v in ("grm", "bmshj2018")}
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["variants"]["grm-noref"] = {"arch": "grm", "model": {"base": "tiny", "reference": False}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    r = sh(root, str(BIN / "dvc"), "repro")
+    assert sorted(ran_stages(r.stdout)) == sorted(
+        ["base", "report"]
+        + [
+            f"{stage}@grm-noref-{rate}"
+            for stage in ("train", "export", "evaluate")
+            for rate in params["rates"]
+        ]
+    )
+    assert {v: sha256_file(root / f"data/bases/{v}.safetensors") for v in before} == before
+    assert (root / "data/bases/grm-noref.safetensors").is_file()
+    assert "resumed grm-base from step 12" in r.stderr  # found complete, not trained again

@@ -47,7 +47,7 @@ def test_train_params_are_the_settings_that_decide_the_weights():
     assert listed == defining | {"train.shards"}
     # the base overrides steps and lr_drop_at (its own section): editing the rate points'
     # values must not retrain it
-    base = {p for p in DVC["base"]["do"]["params"] if p.startswith("train.")}
+    base = {p for p in DVC["base"]["params"] if p.startswith("train.")}
     assert base == listed - {"train.steps", "train.lr_drop_at"}
 
 

@@ -11,7 +11,8 @@ DATA = Path("data")
 SHARDS = DATA / "shards"  # prepare → WebDataset shards
 EVAL_IMAGES = DATA / "eval_images"  # prepare → evaluation photos (PNG)
 PREPARE_SUMMARY = DATA / "prepare_summary.json"
-CHECKPOINTS = DATA / "checkpoints"  # base / train → resumable runs, one folder per run
+CHECKPOINTS = DATA / "checkpoints"  # train → resumable runs, one folder per rate point
+BASE_RUNS = CHECKPOINTS / "bases"  # base → the variants' base runs, one folder each
 BASES = DATA / "bases"  # base → each variant's warm start
 MODELS = DATA / "models"  # export → model files and their summaries
 DECODED = DATA / "decoded"  # evaluate → decoded photos
@@ -25,6 +26,7 @@ ALL = (
     EVAL_IMAGES,
     PREPARE_SUMMARY,
     CHECKPOINTS,
+    BASE_RUNS,
     BASES,
     MODELS,
     DECODED,

@@ -19,6 +19,8 @@ from . import paths  # noqa: E402
 SHARED_SECTIONS = ("prepare", "train", "base")
 # Training settings that change how a run is logged or kept, never the weights it produces.
 BOOKKEEPING = ("log_every", "keep_states", "max_bad_steps")
+# Base settings that say how the bases are scheduled, not what they are.
+SCHEDULING = ("jobs",)
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -41,6 +43,8 @@ def shared_params(params: dict) -> dict:
     shared = {k: dict(params.get(k) or {}) for k in SHARED_SECTIONS if k in params}
     for k in BOOKKEEPING:
         shared["train"].pop(k, None)
+    for k in SCHEDULING:
+        shared.get("base", {}).pop(k, None)
     return shared
 
 
@@ -88,6 +92,7 @@ def base_settings(params: dict, variant: str) -> tuple[dict, str]:
             "(the run every rate point of a variant fine-tunes from)"
         )
     settings, shards = _variant_settings(params, variant)
+    base = {k: v for k, v in base.items() if k not in SCHEDULING}
     return {**settings, **base}, shards
 
 

@@ -190,6 +190,12 @@ def pipeline_tracker(root: Path, shared_params: dict, experiment: str | None = N
     return t
 
 
+def start_pipeline_run(root: Path, shared_params: dict, experiment: str | None = None) -> None:
+    """Find or create the pipeline run before trainings start side by side, so that their
+    child runs share one parent (two processes searching at once would each create one)."""
+    _OPEN.remove(pipeline_tracker(root, shared_params, experiment))
+
+
 def rate_point_tracker(
     root: Path,
     shared_params: dict,

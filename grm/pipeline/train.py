@@ -550,6 +550,8 @@ def _resume(
 def _progress_bar(s: TrainSettings, result: TrainResult, name: str):
     from tqdm.auto import tqdm
 
+    from .side_by_side import PROGRESS_ROW
+
     return tqdm(
         total=s.steps,
         initial=result.steps,
@@ -557,6 +559,7 @@ def _progress_bar(s: TrainSettings, result: TrainResult, name: str):
         unit="step",
         mininterval=2.0,
         dynamic_ncols=True,
+        position=int(os.environ.get(PROGRESS_ROW, "0")),  # trainings side by side: one row each
     )
 
 
