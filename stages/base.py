@@ -6,7 +6,8 @@ train, variants, base). Writes data/bases/VARIANT.safetensors for each.
 
 On a CPU the bases train side by side, up to `base.jobs` at a time ('auto': one per core),
 the cores shared out among them (grm/pipeline/side_by_side.py). A base whose run is already
-complete (same run key) is not trained again, so adding a variant trains only its base.
+complete (same run key) is not trained again, so adding a variant trains only its base,
+with every core.
 """
 
 import sys
@@ -32,8 +33,10 @@ CODE = Path(__file__).resolve().parents[1]
 
 def train_base(params: dict, variant: str) -> None:
     from grm.image_io import write_atomic
+    from grm.pipeline.side_by_side import take_every_core_when_alone
     from grm.pipeline.training_run import run_training
 
+    take_every_core_when_alone()
     settings, shards = base_settings(params, variant)
     out = ROOT / paths.BASE_RUNS / variant
     result = run_training(
@@ -42,6 +45,14 @@ def train_base(params: dict, variant: str) -> None:
     dest = ROOT / base_path(variant)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dest, (out / "weights" / f"step-{result.steps:08d}.safetensors").read_bytes())
+
+
+def is_trained(params: dict, variant: str) -> bool:
+    from grm.pipeline.train import TrainSettings, is_complete, training_code_digest
+
+    settings, shards = base_settings(params, variant)
+    out = ROOT / paths.BASE_RUNS / variant
+    return is_complete(TrainSettings.from_dict(settings), shards, out, training_code_digest(CODE))
 
 
 def main():
@@ -54,18 +65,22 @@ def main():
     names = args.variant or list(variants(params))
     for v in names:
         base_settings(params, v)  # every name and setting checked before anything trains
+    todo = [v for v in names if not is_trained(params, v)]
+    for v in names:
+        if v not in todo:
+            train_base(params, v)  # found complete: only its file is written again
     from grm.pipeline import side_by_side
 
-    jobs = side_by_side.jobs_for((params.get("base") or {}).get("jobs", "auto"), len(names))
+    jobs = side_by_side.jobs_for((params.get("base") or {}).get("jobs", "auto"), len(todo))
     if jobs == 1:
-        for v in names:
-            train_base(params, v)
+        for v in todo:
+            train_base(params, v)  # with every core
         return
     from grm.pipeline.tracking import start_pipeline_run
 
     start_pipeline_run(ROOT, shared_params(params))  # before the children: one parent run
     me = [sys.executable, "-m", "stages.base", "--params", args.params]
-    side_by_side.run_all({f"the base of {v}": me + [v] for v in names}, jobs)
+    side_by_side.run_all({f"the base of {v}": me + [v] for v in todo}, jobs)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ NOT_RUN_HERE = {
     r"^for env in OMP_WAIT_POLICY=PASSIVE OMP_WAIT_POLICY=ACTIVE ": (
         "a 4-minute timing of the base stage: tests/test_threads.py checks each stage's policy"
     ),
+    r"^rm -rf data/checkpoints/bases; timeout 100 ": (
+        "100-second timings of the base stage: tests/test_pipeline.py trains the bases side by "
+        "side (its first run) and one alone (test_adding_a_variant_trains_only_its_base_…)"
+    ),
     r"^dvc exp run --queue ": (
         "retrains every model (the queue's copy has no checkpoints, as the README says): minutes "
         "even at the tiny profile; DVC's queue is DVC's to test"

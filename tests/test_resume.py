@@ -261,8 +261,10 @@ IN_PROCESS = {
 
 def test_a_fine_tune_is_keyed_by_its_parent_and_restarts_when_the_parent_changes(shards, tmp_path):
     """A rate point resumes only on top of the same base: its run key holds the base's sha256."""
+    import dataclasses
+
     from grm.checksum import sha256_file
-    from grm.pipeline.train import TrainSettings, train
+    from grm.pipeline.train import TrainSettings, is_complete, train
 
     tiny = {**IN_PROCESS, "steps": 4}
     parent = tmp_path / "base.safetensors"
@@ -280,7 +282,12 @@ def test_a_fine_tune_is_keyed_by_its_parent_and_restarts_when_the_parent_changes
     assert key["parent"] == sha256_file(parent) and first.steps == 4
     again = train("child", child, str(shards), tmp_path / "child")
     assert again.resumed_from == 4 and not again.restarted_because  # same parent: nothing to do
+    # what the base stage asks before it spends cores on a run (stages/base.py)
+    assert is_complete(child, str(shards), tmp_path / "child", "")
+    assert not is_complete(dataclasses.replace(child, steps=5), str(shards), tmp_path / "child", "")
+    assert not is_complete(child, str(shards), tmp_path / "child", "other code")
     train_parent(1)  # the base is retrained
+    assert not is_complete(child, str(shards), tmp_path / "child", "")
     fresh = train("child", child, str(shards), tmp_path / "child")
     assert fresh.restarted_because == ["parent model"] and fresh.resumed_from == 0
 

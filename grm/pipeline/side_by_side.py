@@ -9,6 +9,7 @@ distributed launcher, the trainings run one after another instead.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 
@@ -17,6 +18,8 @@ from ..errors import GrmError
 # Tells a child its row for its progress bar, so that bars side by side do not overwrite
 # each other (train.py reads it).
 PROGRESS_ROW = "GRM_PROGRESS_ROW"
+# Sent to the last training still running: the others have finished, it may take every core.
+ALONE = getattr(signal, "SIGUSR1", None)
 
 
 def cores() -> int:
@@ -44,14 +47,34 @@ def jobs_for(requested, count: int) -> int:
     return max(1, min(wanted, count, cores()))
 
 
+def take_every_core_when_alone() -> None:
+    """In a training that ``run_all`` started: on ALONE, use every core. (Until this runs
+    the child ignores ALONE, as ``run_all`` started it, so an early signal is harmless, and
+    ``run_all`` sends it again.)"""
+    if ALONE is None or PROGRESS_ROW not in os.environ:
+        return
+
+    def alone(signum, frame):
+        import torch
+
+        torch.set_num_threads(cores())
+
+    signal.signal(ALONE, alone)
+
+
 def run_all(commands: dict[str, list[str]], jobs: int) -> None:
     """Run each command as its own process, ``jobs`` at a time, the cores shared out as
-    OpenMP threads (a user's own OMP_NUM_THREADS wins). The first failure stops the others
-    (their trainings resume from their last checkpoint) and is raised as a GrmError."""
+    OpenMP threads (a user's own OMP_NUM_THREADS wins); the last one running is told to
+    take every core. The first failure stops the others (their trainings resume from
+    their last checkpoint) and is raised as a GrmError."""
     pending = list(commands.items())
     threads = str(max(1, cores() // jobs))
+    ours = "OMP_NUM_THREADS" not in os.environ
+    if ALONE is not None:
+        signal.signal(ALONE, signal.SIG_IGN)  # inherited: a child ignores it until it is ready
     running: dict[str, subprocess.Popen] = {}
     rows = iter(range(len(commands)))
+    told = 0.0
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -66,6 +89,11 @@ def run_all(commands: dict[str, list[str]], jobs: int) -> None:
                 del running[name]
                 if code != 0:
                     raise GrmError(f"{name} failed (exit status {code}); its error is above")
+            # Again every few seconds: a child still starting up ignores it.
+            alone = ours and ALONE is not None and not pending and len(running) == 1
+            if alone and time.monotonic() - told > 5:
+                next(iter(running.values())).send_signal(ALONE)
+                told = time.monotonic()
             time.sleep(0.2)
     finally:
         for proc in running.values():

@@ -244,6 +244,21 @@ def _latest_state(states: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def is_complete(s: TrainSettings, shards: str, out: Path, code: str) -> bool:
+    """Whether ``out`` holds the finished run of these settings: training them would only
+    resume it and write its weights again."""
+    s = dataclasses.replace(s, mixed_precision=resolve_precision(s.mixed_precision))
+    out = Path(out)
+    if not (out / "settings.json").is_file() or _key_changes(
+        out / "settings.json", run_key(s, shards, code)
+    ):
+        return False
+    latest = _latest_state(out / "state")
+    return (
+        latest is not None and json.loads((latest / "trainer.json").read_text())["step"] >= s.steps
+    )
+
+
 @dataclass
 class TrainResult:
     history: list = field(default_factory=list)
