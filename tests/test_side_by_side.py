@@ -33,13 +33,14 @@ out.write_text(os.environ["OMP_NUM_THREADS"] + " " + os.environ[side_by_side.PRO
 if sys.argv[2] == "fail":
     sys.exit(3)
 if sys.argv[2] == "wait":
-    side_by_side.take_every_core_when_alone()
     import torch
-    for _ in range(300):  # until the last-one-running signal has raised the threads
-        if torch.get_num_threads() == side_by_side.cores():
-            out.write_text(out.read_text() + " alone")
-            break
-        time.sleep(0.05)
+    with side_by_side.every_core_when_alone():
+        for _ in range(300):  # until the last-one-running signal has raised the threads
+            if torch.get_num_threads() == side_by_side.cores():
+                out.write_text(out.read_text() + " alone")
+                break
+            time.sleep(0.05)
+    time.sleep(7)  # past the trainings: a resent signal must not kill it while it ends
 """
 
 

@@ -8,6 +8,7 @@ distributed launcher, the trainings run one after another instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,11 +48,14 @@ def jobs_for(requested, count: int) -> int:
     return max(1, min(wanted, count, cores()))
 
 
-def take_every_core_when_alone() -> None:
-    """In a training that ``run_all`` started: on ALONE, use every core. (Until this runs
-    the child ignores ALONE, as ``run_all`` started it, so an early signal is harmless, and
-    ``run_all`` sends it again.)"""
+@contextlib.contextmanager
+def every_core_when_alone():
+    """Around a training that ``run_all`` started: on ALONE, use every core. Outside it the
+    child ignores ALONE (as ``run_all`` started it), so a signal that comes early, or late,
+    while the interpreter shuts down and would restore the default action, is harmless;
+    ``run_all`` sends it again until the child exits."""
     if ALONE is None or PROGRESS_ROW not in os.environ:
+        yield
         return
 
     def alone(signum, frame):
@@ -60,6 +64,10 @@ def take_every_core_when_alone() -> None:
         torch.set_num_threads(cores())
 
     signal.signal(ALONE, alone)
+    try:
+        yield
+    finally:
+        signal.signal(ALONE, signal.SIG_IGN)
 
 
 def run_all(commands: dict[str, list[str]], jobs: int) -> None:
