@@ -47,12 +47,12 @@ def train_base(params: dict, variant: str) -> None:
     write_atomic(dest, (out / "weights" / f"step-{result.steps:08d}.safetensors").read_bytes())
 
 
-def is_trained(params: dict, variant: str) -> bool:
-    from grm.pipeline.train import TrainSettings, is_complete, training_code_digest
+def is_trained(params: dict, variant: str, code: str) -> bool:
+    from grm.pipeline.train import TrainSettings, is_complete
 
     settings, shards = base_settings(params, variant)
     out = ROOT / paths.BASE_RUNS / variant
-    return is_complete(TrainSettings.from_dict(settings), shards, out, training_code_digest(CODE))
+    return is_complete(TrainSettings.from_dict(settings), shards, out, code)
 
 
 def main():
@@ -65,7 +65,10 @@ def main():
     names = args.variant or list(variants(params))
     for v in names:
         base_settings(params, v)  # every name and setting checked before anything trains
-    todo = [v for v in names if not is_trained(params, v)]
+    from grm.pipeline.train import training_code_digest
+
+    code = training_code_digest(CODE)
+    todo = [v for v in names if not is_trained(params, v, code)]
     for v in names:
         if v not in todo:
             train_base(params, v)  # found complete: only its file is written again

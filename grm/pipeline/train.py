@@ -254,9 +254,12 @@ def is_complete(s: TrainSettings, shards: str, out: Path, code: str) -> bool:
     ):
         return False
     latest = _latest_state(out / "state")
-    return (
-        latest is not None and json.loads((latest / "trainer.json").read_text())["step"] >= s.steps
-    )
+    return latest is not None and _trainer_meta(latest)["step"] >= s.steps
+
+
+def _trainer_meta(state: Path) -> dict:
+    """The trainer's own part of a saved state: step, bad steps, history."""
+    return json.loads((state / "trainer.json").read_text())
 
 
 @dataclass
@@ -552,7 +555,7 @@ def _resume(
     acc.load_state(str(latest))
     if average is not None:
         average.load(latest)
-    meta = json.loads((latest / "trainer.json").read_text())
+    meta = _trainer_meta(latest)
     result.steps, result.bad_steps, result.history = (
         meta["step"],
         meta["bad_steps"],
