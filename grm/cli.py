@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .quiet import quiet_dependencies
 from .threads import wait_passively
 
 wait_passively()  # before torch loads (image_io imports it)
 
-from .errors import GrmError, memory_errors  # noqa: E402
+from .errors import GrmError, debugging, memory_errors  # noqa: E402
 from .cli_plan import STDIO, Job, plan  # noqa: E402
-from .image_io import IMAGE_SUFFIXES  # noqa: E402
 
 EXIT_ERROR = 1
 
@@ -86,6 +86,8 @@ def _run_batch(jobs: list[Job], one, verb: str) -> int:
             total_bytes += n_bytes
             pixels += n_pixels
         except (GrmError, OSError) as e:
+            if debugging():
+                raise
             failed += 1
             msg = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
             print(f"grm: error: {msg if job.src in msg else f'{job.src}: {msg}'}", file=sys.stderr)
@@ -107,7 +109,7 @@ def _status_stream(jobs: list[Job]):
 
 def _compress(args) -> int:
     from .codec import encode_array
-    from .image_io import read_image
+    from .image_io import IMAGE_SUFFIXES, read_image
     from .model_search import find_by_rate, variant_models
 
     models = Models(args)
@@ -314,19 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quiet_dependencies() -> None:
-    """Deprecation chatter from torch/compressai imports is not the user's business."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings(
-        "ignore", category=UserWarning, module=r"(torch|torchvision|compressai)\b"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    _quiet_dependencies()
+    quiet_dependencies()
     parser = build_parser()
     args = parser.parse_args(argv)
     if (
@@ -338,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         with memory_errors():  # outside the codec too (reading a photo, loading a model)
             return args.func(args)
     except GrmError as e:
+        if debugging():
+            raise
         print(f"grm: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
@@ -347,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except OSError as e:
+        if debugging():
+            raise
         print(f"grm: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """Error types: every failure a user can cause maps to one of these, so the CLI
 can print one line and exit non-zero instead of a traceback."""
 
+import errno
 import re
 from contextlib import contextmanager
 
@@ -65,3 +66,123 @@ def memory_errors():
         if oom is None:
             raise
         raise oom from None
+
+
+class StorageError(GrmError):
+    """The operating system refused a read or a write: disk full, read-only, gone, busy.
+
+    One line for the user: what failed while doing what, what was kept, what to do.
+    """
+
+    def __init__(self, cause: str, doing: str, kept: str = "", fix: str = "", code: int = 0):
+        super().__init__(cause, doing, kept, fix, code)
+        self.cause, self.doing, self.kept, self.fix, self.code = cause, doing, kept, fix, code
+
+    def __str__(self) -> str:
+        return "; ".join(p for p in (f"{self.cause} while {self.doing}", self.kept, self.fix) if p)
+
+
+_CAUSES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EBUSY: "device or resource busy",
+    errno.ENOENT: "file not found",
+    errno.EIO: "input/output error",
+    errno.EFBIG: "file too large",
+}
+_FIXES = {
+    errno.ENOSPC: "free space and rerun",
+    errno.EDQUOT: "free space and rerun",
+    errno.EROFS: "make it writable and rerun",
+    errno.EACCES: "fix the permissions and rerun",
+    errno.EPERM: "fix the permissions and rerun",
+}
+# How torch's serializer and safetensors report a failed write: without an errno (torch)
+# or with the OS error inside their own message (safetensors).
+_TORCH_WRITE = ("inline_container", "PytorchStreamWriter", "file write failed")
+_OS_CODE = re.compile(r"(?:code: |os error )(\d+)")
+
+
+def _free_bytes(path) -> int:
+    import os
+    import shutil
+
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        p = os.path.dirname(p)
+    return shutil.disk_usage(p).free
+
+
+def as_os_error(e: BaseException, path=None) -> OSError | None:
+    """The OS failure behind ``e``, or None if it is not one."""
+    import os
+
+    if isinstance(e, OSError):
+        return e
+    text = str(e)
+    m = _OS_CODE.search(text) if type(e).__name__ == "SafetensorError" else None
+    if m:
+        code = int(m.group(1))
+        return OSError(code, os.strerror(code), path)
+    if isinstance(e, RuntimeError) and any(t in text for t in _TORCH_WRITE):
+        # torch drops the errno; a nearly full disk is by far the common cause.
+        code = errno.ENOSPC if path is not None and _free_bytes(path) < 1 << 20 else errno.EIO
+        return OSError(code, os.strerror(code), path)
+    return None
+
+
+def _code(err: OSError) -> int:
+    if err.errno:
+        return err.errno
+    kinds = {FileNotFoundError: errno.ENOENT, PermissionError: errno.EACCES}
+    return next((c for k, c in kinds.items() if isinstance(err, k)), 0)
+
+
+def shown_path(path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    import os
+
+    text = os.fspath(path)
+    rel = os.path.relpath(text) if os.path.isabs(text) else text
+    return rel if not rel.startswith("..") else text
+
+
+def fix_for(code: int, then: str = "") -> str:
+    return " ".join(p for p in (_FIXES.get(code, "fix the cause and rerun"), then) if p)
+
+
+@contextmanager
+def os_failures(doing: str, where, kept=None, then: str = ""):
+    """OS failures inside become one ``StorageError`` line naming ``where``.
+
+    ``kept`` (a string, or a callable asked at failure time) says what survived; ``then``
+    what a rerun does ("to resume"). The outermost context's words win, so a stage's
+    "saving step 40 of grm-q1 to …" replaces the "writing …" of the file write inside it.
+    """
+    try:
+        yield
+    except StorageError as e:
+        note = kept() if callable(kept) else kept
+        raise StorageError(
+            e.cause, f"{doing} {shown_path(where)}", note or e.kept, fix_for(e.code, then), e.code
+        ) from e
+    except Exception as e:
+        err = as_os_error(e, where)
+        if err is None:
+            raise
+        code = _code(err)
+        note = kept() if callable(kept) else kept
+        cause = _CAUSES.get(code) or (err.strerror or str(err)).splitlines()[0].lower()
+        raise StorageError(
+            cause, f"{doing} {shown_path(where)}", note or "", fix_for(code, then), code
+        ) from e
+
+
+def debugging() -> bool:
+    """GRM_DEBUG=1: show the traceback behind a one-line error."""
+    import os
+
+    return os.environ.get("GRM_DEBUG", "") not in ("", "0")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ImageError
+from .errors import ImageError, os_failures
 
 # File suffixes taken for images when a folder is given (CLI batches, the prepare stage).
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
@@ -100,27 +100,37 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x[0].clamp(0, 1).mul_(255.0).round_().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def _umask_mode() -> int:
-    """The mode a plain open() would give a new file (mkstemp's is always 0600)."""
+def umask_mode(folder: bool = False) -> int:
+    """The mode a plain open() (or mkdir) would give: mkstemp and safetensors give 0600."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return (0o777 if folder else 0o666) & ~mask
+
+
+def share(path: str | Path) -> None:
+    """Give a file, or a folder and all under it, the modes the umask allows, so colleagues
+    on a shared machine read checkpoints as they read everything else."""
+    path = Path(path)
+    files, folders = umask_mode(), umask_mode(folder=True)
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chmod(p, folders if p.is_dir() else files)
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write via a temp file in the same folder and rename: readers never see half a file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.fchmod(fd, _umask_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with os_failures("writing", path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        try:
+            os.fchmod(fd, umask_mode())
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def png_bytes(arr: np.ndarray, compress_level: int = 6) -> bytes:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import DeviceError, ModelFileError
+from .errors import DeviceError, ModelFileError, os_failures
+from .image_io import share
 
 FORMAT = "grm-model/1"
 
@@ -80,8 +81,14 @@ def save_model(
     if extra:
         meta["extra"] = json.dumps(extra)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with os_failures("writing", path):
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+            share(tmp)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a half-written file only holds space
+            raise
     return path
 
 

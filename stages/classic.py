@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from grm.errors import os_failures
 from grm.pipeline import paths
 from grm.pipeline.stage import run_stage, stage_args, write_json
 
@@ -21,12 +22,11 @@ def main():
     from grm.pipeline.classic_eval import evaluate_classic
     from grm.pipeline.eval_set import eval_images
 
-    points = evaluate_classic(
-        args.name,
-        list(ladders[args.name]),
-        eval_images(ROOT / paths.EVAL_IMAGES),
-        ROOT / paths.CLASSIC / args.name,
-    )
+    folder = ROOT / paths.CLASSIC / args.name
+    with os_failures(f"writing the {args.name} files to", folder, kept="the photos are intact"):
+        points = evaluate_classic(
+            args.name, list(ladders[args.name]), eval_images(ROOT / paths.EVAL_IMAGES), folder
+        )
     write_json(
         ROOT / paths.EVAL_CLASSIC / f"{args.name}.json", {"codec": args.name, "points": points}
     )

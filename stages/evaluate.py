@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from grm.errors import os_failures
 from grm.pipeline import paths
 from grm.pipeline.stage import run_args, run_stage, write_json
 
@@ -16,7 +17,11 @@ def main():
     from grm.model_file import load_model
 
     lm = load_model(ROOT / paths.MODELS / f"{name}.safetensors")
-    rows = evaluate_model(lm, eval_images(ROOT / paths.EVAL_IMAGES), ROOT / paths.DECODED / name)
+    decoded = ROOT / paths.DECODED / name
+    with os_failures(
+        f"writing the decoded photos of {name} to", decoded, kept="the model is intact"
+    ):
+        rows = evaluate_model(lm, eval_images(ROOT / paths.EVAL_IMAGES), decoded)
     mean = mean_row(rows)
     result = {
         "variant": args.variant,

@@ -4,6 +4,7 @@ built."""
 import json
 from pathlib import Path
 
+from grm.errors import os_failures, shown_path
 from grm.pipeline import paths
 from grm.pipeline.stage import run_args, run_stage, write_json
 
@@ -29,9 +30,12 @@ def main():
     out = ROOT / paths.MODELS / f"{name}.safetensors"
     # Exports the coding tables too: the factorised prior's CDFs and, for grm, the
     # integer entropy model that makes its files decode on any machine.
-    save_model(
-        lm.model, out, name=name, extra={"run_id": run_id, "step": best["step"], "val": best}
-    )
+    with os_failures(
+        f"exporting {name} to", out, kept=f"the checkpoints in {shown_path(ckpt)} are intact"
+    ):
+        save_model(
+            lm.model, out, name=name, extra={"run_id": run_id, "step": best["step"], "val": best}
+        )
     summary = {
         "selected_step": best["step"],
         "val_loss": best["loss"],

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from grm.errors import os_failures
 from grm.pipeline import paths
 from grm.pipeline.stage import run_stage, stage_args, shared_params, write_json
 from grm.pipeline.prepare import PrepareSettings, prepare
@@ -14,8 +15,9 @@ def main():
     _, params = stage_args(__doc__)
     settings = PrepareSettings.from_dict(params.get("prepare") or {})
     shards, eval_dir = ROOT / paths.SHARDS, ROOT / paths.EVAL_IMAGES
-    counts = prepare(settings, ROOT, shards, eval_dir)
-    write_json(ROOT / paths.PREPARE_SUMMARY, counts)
+    with os_failures("writing the shards to", shards, kept="the source photos are untouched"):
+        counts = prepare(settings, ROOT, shards, eval_dir)
+        write_json(ROOT / paths.PREPARE_SUMMARY, counts)
     from grm.pipeline.tracking import pipeline_tracker
 
     tracker = pipeline_tracker(ROOT, shared_params(params))

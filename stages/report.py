@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from grm.errors import os_failures
 from grm.pipeline import paths
 from grm.pipeline.stage import run_name, run_stage, stage_args, shared_params, variants, write_json
 
@@ -102,33 +103,34 @@ def main():
             )
         )
     out = ROOT / paths.REPORT
-    out.mkdir(parents=True, exist_ok=True)
-    plot_curves(curves, "psnr", out / "rd_psnr.png")
-    plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
-    text, metrics = markdown(
-        curves, settings.get("anchor", "hevc"), subject, images, training_budget(params)
-    )
-    figures = comparison_figures(params, labels, subject, out / "compare")
-    text += "\n## What the codecs look like\n\n" + "".join(
-        f"![{f.stem}](compare/{f.name})\n\n" for f in figures
-    )
-    (out / "report.md").write_text(text)
-    with open(out / "rd.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["codec", "rate_point", "bpp", "psnr", "ms_ssim"])
-        for c in curves:
-            for p in c.sorted():
-                w.writerow(
-                    [
-                        c.name,
-                        p["rate_point"],
-                        f"{p['bpp']:.5f}",
-                        f"{p['psnr']:.4f}",
-                        f"{p['ms_ssim']:.5f}",
-                    ]
-                )
-    finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
-    write_json(out / "metrics.json", finite)
+    with os_failures("writing the report to", out, kept="the evaluations it reads are intact"):
+        out.mkdir(parents=True, exist_ok=True)
+        plot_curves(curves, "psnr", out / "rd_psnr.png")
+        plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
+        text, metrics = markdown(
+            curves, settings.get("anchor", "hevc"), subject, images, training_budget(params)
+        )
+        figures = comparison_figures(params, labels, subject, out / "compare")
+        text += "\n## What the codecs look like\n\n" + "".join(
+            f"![{f.stem}](compare/{f.name})\n\n" for f in figures
+        )
+        (out / "report.md").write_text(text)
+        with open(out / "rd.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["codec", "rate_point", "bpp", "psnr", "ms_ssim"])
+            for c in curves:
+                for p in c.sorted():
+                    w.writerow(
+                        [
+                            c.name,
+                            p["rate_point"],
+                            f"{p['bpp']:.5f}",
+                            f"{p['psnr']:.4f}",
+                            f"{p['ms_ssim']:.5f}",
+                        ]
+                    )
+        finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+        write_json(out / "metrics.json", finite)
     from grm.pipeline.tracking import pipeline_tracker
 
     t = pipeline_tracker(ROOT, shared_params(params))

@@ -126,6 +126,21 @@ def test_help_for_every_command():
         assert r.returncode == 0 and "usage: grm" in r.stdout
 
 
+def test_help_and_version_answer_without_loading_torch():
+    """torch alone takes 1.6 s to import: asking grm what it is must not wait for it."""
+    for args in (["--version"], ["--help"], ["compress", "--help"]):
+        code = (
+            "import sys, runpy; sys.argv = ['grm', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('grm', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'compressai', 'numpy', 'PIL') if m in sys.modules]\n"
+            "print('HEAVY', heavy)"
+        )
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "HEAVY []" in r.stdout, (args, r.stdout[-300:])
+
+
 def test_out_of_memory_is_one_line_not_a_traceback(
     trained_model_path, photo, tmp_path, capsys, monkeypatch
 ):

@@ -102,8 +102,12 @@ def _samples(url: str, skip: int = 0, read: bool = True):
                 if i >= skip:
                     yield member.name[:-4], tar.extractfile(member).read() if read else None
                 i += 1
-    except (OSError, tarfile.TarError) as e:
-        raise GrmError(f"cannot read shard {url}: {e}") from None
+    except FileNotFoundError:
+        raise GrmError(f"shard {url} is missing") from None
+    except (tarfile.TarError, EOFError) as e:
+        raise GrmError(f"shard {url} is truncated or corrupt ({e})") from None
+    except OSError as e:
+        raise GrmError(f"cannot read shard {url}: {e.strerror or e}") from None
 
 
 def _open(url: str):

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from ..quiet import quiet_dependencies
 from ..threads import wait_passively
 
 wait_passively()  # before any stage imports torch
+quiet_dependencies()
 
-from ..errors import GrmError  # noqa: E402
+from ..errors import GrmError, as_os_error, debugging  # noqa: E402
 from . import paths  # noqa: E402
 
 SHARED_SECTIONS = ("prepare", "train", "base")
@@ -152,7 +154,7 @@ def run_stage(fn) -> None:
     """Run a stage's main; expected failures become one line and exit status 1.
 
     Whatever the failure, MLflow runs the stage opened are marked FAILED first, so
-    no run stays RUNNING forever.
+    no run stays RUNNING forever. GRM_DEBUG=1 shows the traceback behind the line.
     """
     setup_logging()
     try:
@@ -161,8 +163,19 @@ def run_stage(fn) -> None:
         tracking = sys.modules.get(f"{__package__}.tracking")
         if tracking is not None and not (isinstance(e, SystemExit) and e.code in (0, None)):
             tracking.fail_open_runs()
-        if isinstance(e, (GrmError, FileNotFoundError, KeyError, ValueError, FloatingPointError)):
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            print(f"stage error: {msg}", file=sys.stderr)
-            sys.exit(1)
-        raise
+        line = _one_line(e)
+        if line is None or debugging():
+            raise
+        print(f"stage error: {line}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _one_line(e: BaseException) -> str | None:
+    """What to tell the user about an expected failure; None for a bug (traceback)."""
+    if isinstance(e, (GrmError, FileNotFoundError, KeyError, ValueError, FloatingPointError)):
+        return str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+    err = as_os_error(e)
+    if err is None:
+        return None
+    where = f": {err.filename}" if err.filename else ""
+    return f"{(err.strerror or str(err)).lower()}{where}"

@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 
 from ..checksum import sha256_file
-from ..image_io import to_tensor, write_atomic
+from ..errors import GrmError, StorageError, os_failures
+from ..image_io import share, to_tensor, write_atomic
 from ..model_file import build, save_model
 from ..settings import from_known_keys
 from .allocator import reuse_freed_memory
@@ -273,7 +274,33 @@ class TrainResult:
 
 
 def _aside(out: Path) -> Path:
-    return out.with_name(out.name + ".previous")
+    """Where an older run of ``out`` waits. A folder that is a mount point (a scratch disk
+    mounted per run, common on clusters) cannot be renamed: its old run waits inside it."""
+    return out / ".previous" if os.path.ismount(out) else out.with_name(out.name + ".previous")
+
+
+def _set_aside(out: Path, aside: Path) -> None:
+    shutil.rmtree(aside, ignore_errors=True)
+    if aside.parent != out:
+        out.rename(aside)
+        return
+    aside.mkdir()
+    for p in out.iterdir():
+        if p != aside:
+            p.rename(aside / p.name)
+
+
+def _bring_back(aside: Path, out: Path) -> None:
+    if aside.parent != out:
+        shutil.rmtree(out, ignore_errors=True)
+        aside.rename(out)
+        return
+    for p in out.iterdir():
+        if p != aside:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for p in aside.iterdir():
+        p.rename(out / p.name)
+    aside.rmdir()
 
 
 def _start_folder(out: Path, key: dict, name: str) -> list[str]:
@@ -285,14 +312,14 @@ def _start_folder(out: Path, key: dict, name: str) -> list[str]:
     back resumes it.
     """
     aside = _aside(out)
-    changes = _key_changes(out / "settings.json", key) if out.exists() else []
+    held = out.is_dir() and any(p != aside for p in out.iterdir())  # an empty mount holds none
+    changes = _key_changes(out / "settings.json", key) if held else []
     if (
         (not out.exists() or changes)
         and aside.exists()
         and not _key_changes(aside / "settings.json", key)
     ):
-        shutil.rmtree(out, ignore_errors=True)
-        aside.rename(out)
+        _bring_back(aside, out)
         log.info("%s: resuming the run set aside in %s", name, aside)
         return []
     if changes:
@@ -304,8 +331,7 @@ def _start_folder(out: Path, key: dict, name: str) -> list[str]:
             out,
             aside,
         )
-        shutil.rmtree(aside, ignore_errors=True)
-        out.rename(aside)
+        _set_aside(out, aside)
     return changes
 
 
@@ -379,18 +405,36 @@ def train(
     books = _Bookkeeping(acc, objective, opt, s, out, name, result, tracker, shards, average)
     seen: set[str] = set()
     objective.train()
-    while result.steps < s.steps:
-        x, keys = next(batches)
-        seen.update(keys)
-        o, stepped = _step(acc, objective, opt, base_lrs, clip_params, s, result.steps, x)
-        if stepped is not None:  # None: a gradient-accumulation micro-batch
-            books.after_step(o, stepped)
-    books.close()
+    try:
+        while result.steps < s.steps:
+            x, keys = _next_batch(batches, name, result.steps, out)
+            seen.update(keys)
+            o, stepped = _step(acc, objective, opt, base_lrs, clip_params, s, result.steps, x)
+            if stepped is not None:  # None: a gradient-accumulation micro-batch
+                books.after_step(o, stepped)
+    finally:
+        books.close()  # the progress bar ends before any error line is printed
     if trace_dir is not None:
         _trace(acc, objective, seen, trace_dir)
     acc.wait_for_everyone()
     acc.end_training()
     return result
+
+
+def _next_batch(batches, name: str, step: int, out: Path):
+    """The next batch; a shard that vanished or was cut short mid-run is one line that says
+    which, and what is kept (a loader worker's copy of the error carries its traceback)."""
+    try:
+        return next(batches)
+    except (GrmError, OSError) as e:
+        lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+        cause = lines[-1].split(": ", 1)[-1] if len(lines) > 1 else str(e)
+        raise StorageError(
+            cause,
+            f"training {name} at step {step}",
+            _kept_note(out / "state"),
+            "restore the shards (dvc repro prepare rebuilds them) and rerun to resume",
+        ) from None
 
 
 class _Bookkeeping:
@@ -448,7 +492,9 @@ class _Bookkeeping:
                         self.tracker,
                         self.name,
                     )
-            _checkpoint(self.acc, self.objective, self.out, step, self.result, s, self.average)
+            _checkpoint(
+                self.acc, self.objective, self.out, step, self.result, s, self.average, self.name
+            )
             if self.acc.is_main_process:
                 shutil.rmtree(
                     _aside(self.out), ignore_errors=True
@@ -466,7 +512,16 @@ class _Bookkeeping:
         self.consecutive_bad += 1
         self.result.bad_steps += 1
         if self.consecutive_bad >= self.s.max_bad_steps:
-            _checkpoint(self.acc, self.objective, self.out, step, self.result, self.s, self.average)
+            _checkpoint(
+                self.acc,
+                self.objective,
+                self.out,
+                step,
+                self.result,
+                self.s,
+                self.average,
+                self.name,
+            )
             raise FloatingPointError(
                 f"{self.consecutive_bad} consecutive non-finite steps at step {step}; "
                 f"a resumable checkpoint was written to {self.out / 'state'}"
@@ -639,10 +694,40 @@ def _checkpoint(
     result: TrainResult,
     s: TrainSettings,
     average: WeightAverage | None,
+    name: str,
 ) -> None:
-    """The kept weights for selection + a full resumable state, both written atomically."""
-    states, weights = out / "state", out / "weights"
+    """The kept weights for selection + a full resumable state, both written atomically.
+
+    A failed write (disk full, say) leaves the last complete state as it was, says which
+    step that is, and removes its own half-written files."""
+    states = out / "state"
     tmp = states / f"step-{step:08d}.tmp"
+    try:
+        with os_failures(
+            f"saving step {step} of {name} to",
+            out,
+            kept=lambda: _kept_note(states),
+            then="to resume",
+        ):
+            _write_checkpoint(acc, objective, out, step, result, s, average, tmp)
+    except StorageError:
+        if acc.is_main_process:  # half-written files of no state only hold space
+            shutil.rmtree(tmp, ignore_errors=True)
+            (out / "weights" / f"step-{step:08d}.safetensors").unlink(missing_ok=True)
+        raise
+
+
+def _kept_note(states: Path) -> str:
+    latest = _latest_state(states)
+    return (
+        f"the last complete state is step {_trainer_meta(latest)['step']}"
+        if latest is not None
+        else "no complete state yet"
+    )
+
+
+def _write_checkpoint(acc, objective, out, step, result, s, average, tmp) -> None:
+    states, weights = out / "state", out / "weights"
     if acc.is_main_process:
         with _kept(acc, objective, average) as kept:
             save_model(
@@ -667,6 +752,7 @@ def _checkpoint(
                 {"step": step, "bad_steps": result.bad_steps, "history": result.history}
             ).encode(),
         )
+        share(tmp)  # safetensors writes 0600; a colleague reads checkpoints like the rest
         final = states / f"step-{step:08d}"
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
