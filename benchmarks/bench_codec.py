@@ -1,6 +1,7 @@
 """Encode/decode seconds of grm vs compressai's mbt2018 at the same widths, one run.
 
     python benchmarks/bench_codec.py [--config paper] [--size 768x512] [--repeat 1]
+        [--precision auto|fp32|bf16] [--orders raster wavefront]
 
 Both models are untrained (speed does not depend on the weights beyond the symbol
 statistics); both code the same photo; the ratio is what to compare across machines.
@@ -60,9 +61,14 @@ def main():
     ap.add_argument("--config", default="paper")
     ap.add_argument("--size", default="768x512")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "bf16"), help="grm's transforms"
+    )
+    ap.add_argument("--orders", nargs="+", default=["raster", "wavefront"])
     args = ap.parse_args()
     from compressai.models import JointAutoregressiveHierarchicalPriors
     from grm.model import GRM, config_from
+    from grm.precision import resolve
 
     cfg = config_from(args.config)
     w, h = map(int, args.size.split("x"))
@@ -75,15 +81,17 @@ def main():
         me, mo = timed(lambda: mbt.compress(xp), args.repeat)
         md, _ = timed(lambda: mbt.decompress(mo["strings"], mo["shape"]), args.repeat)
         rows["mbt2018"] = (me, md, sum(len(s[0]) for s in mo["strings"]))
-        for order in ("raster", "wavefront"):
+        precision = resolve(args.precision, torch.device("cpu"))
+        for order in args.orders:
             grm = untrained_grm(args.config, decode_order=order)
+            grm.transform_precision = precision
             ge, (gs, ys) = timed(lambda: grm.compress(x), args.repeat)
             gd, (_, yd) = timed(lambda: grm.decompress(gs, h, w), args.repeat)
             assert torch.equal(ys, yd), "decoder out of sync"
             rows[f"grm-{order}"] = (ge, gd, sum(map(len, gs)))
     print(
         f"image {w}x{h}, widths N={cfg.N} M={cfg.M} hidden={cfg.width}, "
-        f"threads={torch.get_num_threads()}, "
+        f"threads={torch.get_num_threads()}, grm transforms {precision}, "
         f"untrained weights, best of {args.repeat}"
     )
     print(

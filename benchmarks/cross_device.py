@@ -3,6 +3,11 @@
     python benchmarks/cross_device.py --models data/models --images data/eval_images \\
         [--devices cpu cuda]
                                       [--orders wavefront raster] [--config paper --size 256x256]
+    python benchmarks/cross_device.py --devices cpu@fp32 cpu@bf16   # transform formats
+
+A device may carry the float format of its transforms after ``@`` (``cpu@bf16``,
+``cuda@fp32``; default ``auto``, as the CLI): a file written with bf16 transforms must
+decode with fp32 ones and back, and the PSNR column shows what the format costs.
 
 For every grm model, photo and decode order, each device encodes the photo and every
 device decodes every file. The decoder checks the latents' checksum, so a probability
@@ -73,33 +78,36 @@ def check(
     from grm.codec import decode_bytes, encode_array
     from grm.errors import GrmError
     from grm.model_file import coding_device, load_model
+    from grm.pipeline.metrics import psnr
 
-    devs = [coding_device(d) for d in devices]
+    specs = {d: d.partition("@") for d in devices}
+    devs = {d: coding_device(dev) for d, (dev, _, _) in specs.items()}
     print(
-        f"{'model / photo':34s} {'order':9s} {'enc':5s} {'dec':5s} {'bytes':>8s} {'enc s':>7s} "
-        f"{'dec s':>7s} "
+        f"{'model / photo':34s} {'order':9s} {'enc':9s} {'dec':9s} {'bytes':>8s} {'enc s':>7s} "
+        f"{'dec s':>7s} {'PSNR':>6s} "
         f"{'max |Δpixel|':>12s}  result"
     )
     failures = 0
     for path in paths:
-        loaded = {d: load_model(path, str(d)) for d in devs}
-        first = loaded[devs[0]]
+        loaded = {d: load_model(path, str(devs[d]), specs[d][2] or "auto") for d in devices}
+        first = loaded[devices[0]]
         if first.arch != "grm":
             continue
         for order in orders or [first.model.config.decode_order]:
             for lm in loaded.values():
                 lm.model.config = dataclasses.replace(lm.model.config, decode_order=order)
             for name, rgb in photos.items():
-                for enc_dev in devs:
-                    enc, enc_s = _timed(lambda: encode_array(loaded[enc_dev], rgb), enc_dev)
+                for enc_dev in devices:
+                    enc, enc_s = _timed(lambda: encode_array(loaded[enc_dev], rgb), devs[enc_dev])
                     images = {}
-                    for dec_dev in devs:
+                    for dec_dev in devices:
+                        quality = float("nan")
                         try:
                             (img, _), dec_s = _timed(
-                                lambda: decode_bytes(loaded[dec_dev], enc.data), dec_dev
+                                lambda: decode_bytes(loaded[dec_dev], enc.data), devs[dec_dev]
                             )
                             images[dec_dev] = img
-                            result = "ok"
+                            quality, result = psnr(rgb, img), "ok"
                         except GrmError as e:
                             failures += 1
                             dec_s, result = float("nan"), f"FAILED: {e}"
@@ -110,9 +118,9 @@ def check(
                             else f"{'':12s}"
                         )
                         print(
-                            f"{first.name + ' / ' + name:34s} {order:9s} {enc_dev.type:5s} "
-                            f"{dec_dev.type:5s} "
-                            f"{len(enc.data):8d} {enc_s:7.2f} {dec_s:7.2f} {diff}  {result}",
+                            f"{first.name + ' / ' + name:34s} {order:9s} {enc_dev:9s} "
+                            f"{dec_dev:9s} {len(enc.data):8d} {enc_s:7.2f} {dec_s:7.2f} "
+                            f"{quality:6.2f} {diff}  {result}",
                             flush=True,
                         )
     return failures

@@ -1,7 +1,5 @@
 """``python -m grm``: the same command line as ``grm``."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

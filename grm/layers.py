@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ops.parametrizers import NonNegativeParametrizer
+
+from .entropy_bottleneck import NonNegativeParametrizer
 
 
 def channel_mix(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

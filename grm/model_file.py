@@ -17,6 +17,7 @@ import torch
 
 from .errors import DeviceError, ModelFileError, os_failures
 from .image_io import share
+from .precision import resolve as resolve_precision
 
 FORMAT = "grm-model/1"
 
@@ -34,12 +35,12 @@ class LoadedModel:
 
 def build(arch: str, config: dict) -> torch.nn.Module:
     """Instantiate an architecture by name (grm, or a compressai peer)."""
-    from .peers import PEERS, build_peer
-
     if arch == "grm":
         from .model import GRM
 
         return GRM(config)
+    from .peers import PEERS, build_peer  # all of compressai: only for its models
+
     if arch in PEERS:
         return build_peer(arch, config)
     raise ModelFileError(f"unknown architecture {arch!r}")
@@ -115,7 +116,9 @@ def coding_device(name: str = "cpu") -> torch.device:
     return device
 
 
-def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
+def load_model(path: str | Path, device: str = "cpu", precision: str = "auto") -> LoadedModel:
+    """A model file ready to code on ``device``, its transforms in ``precision``
+    (``grm.precision``: auto is bf16 where the hardware has it)."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
 
@@ -145,6 +148,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise ModelFileError(f"{path}: weights do not fit the stored config: {e}") from None
     model.to(dev).eval()
+    model.transform_precision = resolve_precision(precision, dev)
     try:
         extra = json.loads(meta.get("extra", "{}"))
     except json.JSONDecodeError:

@@ -13,14 +13,18 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from compressai.models import JointAutoregressiveHierarchicalPriors, ScaleHyperprior
-from compressai.models.base import CompressionModel
+from .entropy_bottleneck import whole_compressai
 
-from .rans import padded_stream
-from .image_io import unit_float
-from .model import GRM, config_from, device_of
-from .settings import from_known_keys
-from .strides import STRIDE
+whole_compressai()  # the peers are compressai's own models: all of the package
+
+from compressai.models import JointAutoregressiveHierarchicalPriors, ScaleHyperprior  # noqa: E402
+from compressai.models.base import CompressionModel  # noqa: E402
+
+from .rans import padded_stream  # noqa: E402
+from .image_io import unit_float  # noqa: E402
+from .model import GRM, config_from, device_of  # noqa: E402
+from .settings import from_known_keys  # noqa: E402
+from .strides import STRIDE  # noqa: E402
 
 PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressiveHierarchicalPriors}
 

@@ -130,8 +130,8 @@ def test_help_and_version_answer_without_loading_torch():
     """torch alone takes 1.6 s to import: asking grm what it is must not wait for it."""
     for args in (["--version"], ["--help"], ["compress", "--help"]):
         code = (
-            "import sys, runpy; sys.argv = ['grm', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('grm', run_name='__main__')\n"
+            "import sys\nfrom grm.cli import main\n"
+            "try:\n    main(sys.argv[1:])\n"
             "except SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'compressai', 'numpy', 'PIL') if m in sys.modules]\n"
             "print('HEAVY', heavy)"
@@ -139,6 +139,26 @@ def test_help_and_version_answer_without_loading_torch():
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert "HEAVY []" in r.stdout, (args, r.stdout[-300:])
+
+
+def test_the_codec_path_imports_only_what_coding_needs(trained_model_path, photo, tmp_path):
+    """compressai's package import (torch-geometric, its point-cloud registry: 2.6 s) and the
+    pipeline's packages stay out of a compress + decompress."""
+    Image.fromarray(photo[:64, :64]).save(tmp_path / "p.png")
+    src, m = tmp_path / "p.png", trained_model_path
+    grm_file, png = tmp_path / "p.grm", tmp_path / "d.png"
+    code = (
+        "import sys\nfrom grm.cli import main\n"
+        f"assert main(['compress', r'{src}', r'{grm_file}', '--model', r'{m}']) == 0\n"
+        f"assert main(['decompress', r'{grm_file}', r'{png}', '--model', r'{m}']) == 0\n"
+        "unused = ('torch_geometric', 'scipy.stats._stats_py', 'compressai.datasets', "
+        "'compressai.models', 'mlflow', 'accelerate', 'webdataset', 'dvc')\n"
+        "print('LOADED', [u for u in unused if u in sys.modules])"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "LOADED []" in r.stdout, r.stdout[-500:]
+    assert png.is_file()
 
 
 def test_out_of_memory_is_one_line_not_a_traceback(

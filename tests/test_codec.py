@@ -145,3 +145,19 @@ def test_escaped_symbols_round_trip():
     coder = model.integer_model()
     data = encode_latents(coder, y, z_hat)
     assert torch.equal(decode_latents(coder, data, z_hat), y)
+
+
+def test_files_decode_across_transform_precisions(trained_model_path, photo):
+    """bf16 transforms (auto where the hardware has it) and fp32 write files the other
+    decodes: the entropy model is integer either way, only pixels move by rounding noise."""
+    fp32 = load_model(trained_model_path, precision="fp32")
+    bf16 = load_model(trained_model_path, precision="bf16")
+    assert (fp32.model.transform_precision, bf16.model.transform_precision) == ("fp32", "bf16")
+    rgb = photo[:96, :128]
+    for enc, dec in ((fp32, bf16), (bf16, fp32)):
+        data = encode_array(enc, rgb).data
+        there, y_there = decode_bytes(dec, data)
+        here, y_here = decode_bytes(enc, data)
+        assert torch.equal(y_there, y_here)  # the latents are exact across formats
+        assert psnr(there, here) > 35, (enc.model.transform_precision, psnr(there, here))
+        assert abs(psnr(rgb, there) - psnr(rgb, here)) < 0.2

@@ -28,6 +28,7 @@ from ..checksum import sha256_file
 from ..errors import GrmError, StorageError, os_failures
 from ..image_io import share, to_tensor, write_atomic
 from ..model_file import build, save_model
+from ..precision import native_bf16
 from ..settings import from_known_keys
 from .allocator import reuse_freed_memory
 from .averaging import WeightAverage
@@ -108,13 +109,7 @@ def resolve_precision(precision: str) -> str:
         os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
         or not torch.cuda.is_available()
     )
-    if not cpu:
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    native = any(
-        getattr(torch.cpu, probe, lambda: False)()
-        for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    )
-    return "bf16" if native else "fp32"
+    return "bf16" if native_bf16(torch.device("cpu" if cpu else "cuda")) else "fp32"
 
 
 LOGGED = ("loss", "bpp", "mse", "aux")
