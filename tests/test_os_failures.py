@@ -242,3 +242,33 @@ def test_codec_cli_names_the_output_it_could_not_write(tmp_path, mounts, photo):
         "make it writable and rerun"
     ), r.stderr
     assert not list((tmp_path / "ro").iterdir())
+
+
+def test_disk_full_while_writing_shards_is_one_line_and_a_rerun_completes(tmp_path, mounts):
+    from test_prepare import make_photos
+
+    make_photos(tmp_path / "photos", [f"p{i:02d}" for i in range(12)], side=256)
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "prepare": {
+                    "source": "photos",
+                    "eval_fraction": 0.2,
+                    "val_fraction": 0.3,
+                    "images_per_shard": 2,
+                },
+                "train": {},
+                "rates": {"r": {"lmbda": 0.01}},
+            }
+        )
+    )
+    small_disk(mounts, tmp_path / "data/shards", "64k")
+    line = one_line_failure(stage(tmp_path, "stages.prepare"))
+    assert line == (
+        "disk full while writing the shards to data/shards; the source photos are untouched; "
+        "free space and rerun"
+    )
+    grow(tmp_path / "data/shards", "64m")
+    r = stage(tmp_path, "stages.prepare")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "data/prepare_summary.json").read_text())["found"] == 12

@@ -161,6 +161,16 @@ def _ordered(fn, jobs: list, workers: int):
             yield pending.popleft().get()
 
 
+def _empty(folder: Path) -> None:
+    """``folder`` made empty but kept: it may be a mount point (a scratch disk for shards)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in folder.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def prepare(
     s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, progress: bool = True
 ) -> dict:
@@ -171,8 +181,7 @@ def prepare(
         raise ValueError(f"prepare.eval_names not found among the source images: {sorted(missing)}")
     jobs = [(key, str(path), split_of(key, s), s) for key, path in sources]
     for d in (shards_dir, eval_dir):
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
+        _empty(d)
     writers = {
         split: ShardSink(shards_dir, split, s.images_per_shard) for split in ("train", "val")
     }
