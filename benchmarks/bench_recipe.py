@@ -13,7 +13,7 @@ recipe above is the base, and each LAMBDA:STEPS fine-tunes from its last weights
 params.yaml fine-tune settings (lr ÷ 10 at half its steps) and is measured in turn.
 
 Needs prepared shards (`dvc repro prepare`). Photos: the evaluation set and, if present,
-.cache/unseen (``benchmarks/bench_quality.py --fetch``). Rates and PSNR are the model's
+.cache/unseen/textured (``benchmarks/bench_quality.py --fetch``). Rates and PSNR are the model's
 own estimate on the forward pass (the real coder writes within ~1% of it: see the
 evaluation JSONs' bpp_estimated), so a recipe is measured in seconds after training.
 """
@@ -116,7 +116,7 @@ def main() -> None:
     ap.add_argument("--arch", default="grm")
     ap.add_argument("--init-from", default="", help="start from these weights (a fine-tune)")
     ap.add_argument("--shards", default=str(ROOT / "data/shards"))
-    ap.add_argument("--unseen", type=Path, default=ROOT / ".cache/unseen")
+    ap.add_argument("--unseen", type=Path, default=ROOT / ".cache/unseen/textured")
     ap.add_argument(
         "--ladder",
         nargs="*",
