@@ -1,4 +1,5 @@
 # Two commands on a fresh machine:  `make run` (the pipeline) and `make test` (the tests).
+# `make docs` serves the documentation site.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # Pinned torch wheels: the ones this project is tested with (they lie on the CI disk).
 TORCH   := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test bench baseline clean
+.PHONY: setup run test bench baseline docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +32,11 @@ test: $(STAMP)
 baseline:
 	git add dvc.lock data
 	git diff --cached --quiet -- dvc.lock data || git commit -q -m "Baseline: results of make run" -- dvc.lock data
+
+# The documentation site at http://127.0.0.1:8000, rebuilt as you edit docs/ (make test builds
+# it in strict mode: tests/test_docs.py).
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_codec.py

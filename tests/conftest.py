@@ -17,7 +17,9 @@ from grm.model_file import load_model, save_model
 from grm.pipeline.sample_images import bundled_photos
 
 REPO = Path(__file__).resolve().parents[1]
-READMES = [REPO / "README.md", REPO / "data/README.md"]
+# Every page whose shell lines are a contract (tests/test_readme_blocks.py): the READMEs and
+# the documentation site.
+READMES = [REPO / "README.md", REPO / "data/README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
 def make_shards(root, n_train: int, n_val: int, h: int, w: int):
