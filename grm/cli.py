@@ -9,6 +9,7 @@ cat photo.png | grm compress - - --bpp 0.3 > photo.grm    # stdin/stdout, closes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -75,23 +76,33 @@ class Models:
         return self.load(self.explicit or find_by_hash(weights_hash, name, self.dirs))
 
 
-def _run_batch(jobs: list[Job], one, verb: str) -> int:
+def _attempt(one, job: Job) -> tuple[int, int] | str:
+    """(bytes, pixels) of one coded file, or the one line that says why it failed."""
+    try:
+        return one(job)
+    except (GrmError, OSError) as e:
+        if debugging():
+            raise
+        msg = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+        return msg if job.src in msg else f"{job.src}: {msg}"
+
+
+def _run_batch(jobs: list[Job], one, verb: str, args) -> int:
     """Code every job; failures are reported one line each and do not stop the others."""
     from tqdm.auto import tqdm
 
     failed, total_bytes, pixels, t0 = 0, 0, 0, time.perf_counter()
     show = len(jobs) > 1 and sys.stderr.isatty()
-    for job in tqdm(jobs, desc=verb, unit="file", disable=not show, file=sys.stderr):
-        try:
-            n_bytes, n_pixels = one(job)
-            total_bytes += n_bytes
-            pixels += n_pixels
-        except (GrmError, OSError) as e:
-            if debugging():
-                raise
-            failed += 1
-            msg = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
-            print(f"grm: error: {msg if job.src in msg else f'{job.src}: {msg}'}", file=sys.stderr)
+    with _outcomes(jobs, one, verb, args) as outcomes:
+        for outcome in tqdm(
+            outcomes, total=len(jobs), desc=verb, unit="file", disable=not show, file=sys.stderr
+        ):
+            if isinstance(outcome, str):
+                failed += 1
+                print(f"grm: error: {outcome}", file=sys.stderr)
+            else:
+                total_bytes += outcome[0]
+                pixels += outcome[1]
     if len(jobs) > 1:
         done = len(jobs) - failed
         bpp = f"{8 * total_bytes / pixels:.4f}" if pixels else "n/a"
@@ -108,7 +119,64 @@ def _status_stream(jobs: list[Job]):
     return sys.stderr if any(j.dst == STDIO for j in jobs) else sys.stdout
 
 
+# A folder is coded by worker processes, one per core, each with its own model and one
+# thread: the latent coder is a long chain of small steps that a second thread barely
+# speeds up, so two photos at a time do more (24 photos on 2 cores: 0.40 s a photo against
+# 0.61 s). Small batches, stdin/stdout and GPUs stay in this process (a worker's start
+# costs about as much as a photo).
+MIN_FILES_PER_WORKER = 4
+_WORKER: dict = {}
+
+
+def _workers(args, jobs: list[Job]) -> int:
+    asked = getattr(args, "jobs", 0) or 0
+    if asked:
+        return min(asked, len(jobs))
+    if getattr(args, "device", "cpu") != "cpu" or any(STDIO in (j.src, j.dst) for j in jobs):
+        return 1
+    return max(1, min(os.cpu_count() or 1, len(jobs) // MIN_FILES_PER_WORKER))
+
+
+@contextlib.contextmanager
+def _outcomes(jobs: list[Job], one, verb: str, args):
+    """Each job's ``_attempt``, in order: here, or from worker processes."""
+    workers = _workers(args, jobs)
+    if workers <= 1:
+        yield (_attempt(one, job) for job in jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(verb, settings, workers),
+    ) as pool:
+        yield pool.map(_worker_attempt, jobs)
+
+
+def _start_worker(verb: str, settings: dict, workers: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    quiet_dependencies()
+    _WORKER["one"] = _PLANS[verb](argparse.Namespace(**settings))[1]
+
+
+def _worker_attempt(job: Job):
+    outcome = _attempt(_WORKER["one"], job)
+    sys.stdout.flush()
+    return outcome
+
+
 def _compress(args) -> int:
+    return _run_batch(*_compress_plan(args), "compress", args)
+
+
+def _compress_plan(args):
+    """(jobs, the function that codes one): the models are loaded here, once."""
     from .codec import encode_array
     from .image_io import IMAGE_SUFFIXES, read_image
     from .model_search import find_by_rate, variant_models
@@ -148,10 +216,14 @@ def _compress(args) -> int:
         )
         return len(res.data), h * w
 
-    return _run_batch(jobs, one, "compress")
+    return jobs, one
 
 
 def _decompress(args) -> int:
+    return _run_batch(*_decompress_plan(args), "decompress", args)
+
+
+def _decompress_plan(args):
     from . import container
     from .codec import MAX_DECODE_PIXELS, decode_bytes
     from .image_io import png_bytes
@@ -173,7 +245,10 @@ def _decompress(args) -> int:
         )
         return len(data), rgb.shape[0] * rgb.shape[1]
 
-    return _run_batch(jobs, one, "decompress")
+    return jobs, one
+
+
+_PLANS = {"compress": _compress_plan, "decompress": _decompress_plan}
 
 
 def _info(args) -> int:
@@ -274,6 +349,15 @@ def _coding_command(sub, name: str, summary: str, what: str, description: str, f
     )
     p.add_argument(
         "-o", "--output", help="output file, or folder for several inputs (`-` = stdout)"
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"worker processes for many files (default: one per core, at most one per "
+        f"{MIN_FILES_PER_WORKER} files; 1: all in this process)",
     )
     p.set_defaults(func=func)
     return p

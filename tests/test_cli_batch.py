@@ -169,3 +169,25 @@ def test_a_folder_and_a_new_path_code_into_that_path(tmp_path):
     jobs = plan([str(photos), str(tmp_path / "coded")], None, {".png"}, ".grm")
     assert [j.dst for j in jobs] == [str(tmp_path / "coded" / "a.grm")]
     assert [j.dst for j in plan([str(photos)], None, {".png"}, ".grm")] == [str(photos / "a.grm")]
+
+
+def test_a_folder_is_coded_by_worker_processes(models, photo, tmp_path):
+    """-j 2: two worker processes share the files; every good file is written and decodes,
+    a bad one is one line, the summary counts both, the exit status is 1."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(8):
+        Image.fromarray(photo[16 * i : 16 * i + 48, :64]).save(src / f"p{i}.png")
+    (src / "bad.png").write_bytes(b"not a png")
+    r = grm("compress", src, "-o", tmp_path / "out", "--rate", "q1", "--models", models, "-j", "2")
+    assert r.returncode == 1, r.stderr.decode()
+    err = r.stderr.decode()
+    assert "grm: error: " in err and "bad.png" in err and "Traceback" not in err
+    assert "compress: 8 of 9 files" in r.stdout.decode()
+    r = grm("decompress", tmp_path / "out", "-o", tmp_path / "dec", "--models", models, "-j", "2")
+    assert r.returncode == 0, r.stderr.decode()
+    decoded = sorted(p.name for p in (tmp_path / "dec").rglob("*.png"))
+    assert decoded == [f"p{i}.png" for i in range(8)]
+    for i in range(8):
+        img = np.asarray(Image.open(tmp_path / "dec" / f"p{i}.png"))
+        assert img.shape == (48, 64, 3)
