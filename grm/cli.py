@@ -148,17 +148,22 @@ def _outcomes(jobs: list[Job], one, verb: str, args):
     from concurrent.futures import ProcessPoolExecutor
 
     settings = {k: v for k, v in vars(args).items() if k != "func"}
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
         initargs=(verb, settings, workers),
-    ) as pool:
+    )
+    try:
         yield pool.map(_worker_attempt, jobs)
+    finally:  # on Ctrl-C or an error: the files being coded finish, the rest are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_worker(verb: str, settings: dict, workers: int) -> None:
     import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     quiet_dependencies()
