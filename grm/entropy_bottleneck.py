@@ -92,7 +92,7 @@ class CodingModel(nn.Module):
     def aux_loss(self) -> torch.Tensor:
         return sum(m.loss() for m in self.modules() if isinstance(m, EntropyBottleneck))
 
-    def update(self, scale_table=None, force: bool = False) -> bool:
+    def update(self, force: bool = False) -> bool:
         updated = False
         for m in self.modules():
             if isinstance(m, EntropyBottleneck):

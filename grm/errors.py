@@ -2,7 +2,9 @@
 can print one line and exit non-zero instead of a traceback."""
 
 import errno
+import os
 import re
+import shutil
 from contextlib import contextmanager
 
 
@@ -107,9 +109,6 @@ _OS_CODE = re.compile(r"(?:code: |os error )(\d+)")
 
 
 def _free_bytes(path) -> int:
-    import os
-    import shutil
-
     p = os.path.abspath(path)
     while not os.path.exists(p):
         p = os.path.dirname(p)
@@ -118,8 +117,6 @@ def _free_bytes(path) -> int:
 
 def as_os_error(e: BaseException, path=None) -> OSError | None:
     """The OS failure behind ``e``, or None if it is not one."""
-    import os
-
     if isinstance(e, OSError):
         return e
     text = str(e)
@@ -143,8 +140,6 @@ def _code(err: OSError) -> int:
 
 def shown_path(path) -> str:
     """A path as the user would type it: relative to the working folder when inside it."""
-    import os
-
     text = os.fspath(path)
     rel = os.path.relpath(text) if os.path.isabs(text) else text
     return rel if not rel.startswith("..") else text
@@ -164,25 +159,21 @@ def os_failures(doing: str, where, kept=None, then: str = ""):
     """
     try:
         yield
-    except StorageError as e:
-        note = kept() if callable(kept) else kept
-        raise StorageError(
-            e.cause, f"{doing} {shown_path(where)}", note or e.kept, fix_for(e.code, then), e.code
-        ) from e
     except Exception as e:
-        err = as_os_error(e, where)
-        if err is None:
-            raise
-        code = _code(err)
+        if isinstance(e, StorageError):
+            cause, code, inner_kept = e.cause, e.code, e.kept
+        else:
+            err = as_os_error(e, where)
+            if err is None:
+                raise
+            code, inner_kept = _code(err), ""
+            cause = _CAUSES.get(code) or (err.strerror or str(err)).splitlines()[0].lower()
         note = kept() if callable(kept) else kept
-        cause = _CAUSES.get(code) or (err.strerror or str(err)).splitlines()[0].lower()
         raise StorageError(
-            cause, f"{doing} {shown_path(where)}", note or "", fix_for(code, then), code
+            cause, f"{doing} {shown_path(where)}", note or inner_kept, fix_for(code, then), code
         ) from e
 
 
 def debugging() -> bool:
     """GRM_DEBUG=1: show the traceback behind a one-line error."""
-    import os
-
     return os.environ.get("GRM_DEBUG", "") not in ("", "0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -114,6 +115,20 @@ def share(path: str | Path) -> None:
     files, folders = umask_mode(), umask_mode(folder=True)
     for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
         os.chmod(p, folders if p.is_dir() else files)
+
+
+def empty_folder(folder: str | Path, keep: Path | None = None) -> None:
+    """``folder`` made empty (all but ``keep``) but kept: it may be a mount point, which
+    cannot be removed or renamed (a scratch disk for shards or a run)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in folder.iterdir():
+        if p == keep:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from ..checksum import sha256_file
 from ..errors import ImageError
-from ..image_io import IMAGE_SUFFIXES, png_bytes, read_image
+from ..image_io import IMAGE_SUFFIXES, empty_folder, png_bytes, read_image
 from ..settings import from_known_keys
 from .sample_images import bundled_photos
 from .shards import INDEX, ShardSink
@@ -161,16 +160,6 @@ def _ordered(fn, jobs: list, workers: int):
             yield pending.popleft().get()
 
 
-def _empty(folder: Path) -> None:
-    """``folder`` made empty but kept: it may be a mount point (a scratch disk for shards)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for p in folder.iterdir():
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-
-
 def prepare(
     s: PrepareSettings, root: Path, shards_dir: Path, eval_dir: Path, progress: bool = True
 ) -> dict:
@@ -181,7 +170,7 @@ def prepare(
         raise ValueError(f"prepare.eval_names not found among the source images: {sorted(missing)}")
     jobs = [(key, str(path), split_of(key, s), s) for key, path in sources]
     for d in (shards_dir, eval_dir):
-        _empty(d)
+        empty_folder(d)
     writers = {
         split: ShardSink(shards_dir, split, s.images_per_shard) for split in ("train", "val")
     }

@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from ..checksum import sha256_file
 from ..errors import GrmError, StorageError, os_failures
-from ..image_io import share, to_tensor, write_atomic
+from ..image_io import empty_folder, share, to_tensor, write_atomic
 from ..model_file import build, save_model
 from ..precision import native_bf16
 from ..settings import from_known_keys
@@ -290,9 +290,7 @@ def _bring_back(aside: Path, out: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
         aside.rename(out)
         return
-    for p in out.iterdir():
-        if p != aside:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    empty_folder(out, keep=aside)
     for p in aside.iterdir():
         p.rename(out / p.name)
     aside.rmdir()
