@@ -23,6 +23,14 @@ def _image_rows(results: list, name_of, image: str) -> list[dict]:
     ]
 
 
+def _by_photo(result: dict) -> dict:
+    """photo → its bpp, PSNR, MS-SSIM: what the report's intervals resample."""
+    return {
+        row["image"]: {k: row[k] for k in ("bpp", "psnr", "ms_ssim") if k in row}
+        for row in result["images"]
+    }
+
+
 def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -> list[Path]:
     """Per evaluation image, the same crop of the original and of every codec at its point
     nearest the subject's middle rate point on that image (learned: the decoded PNGs the
@@ -89,7 +97,7 @@ def main():
             if not path.is_file():
                 raise FileNotFoundError(f"missing evaluation for {variant} at {rate}: {path}")
             res = json.loads(path.read_text())
-            curve.points.append({"rate_point": rate, **res["mean"]})
+            curve.points.append({"rate_point": rate, **res["mean"], "photos": _by_photo(res)})
             images = res["mean"]["images"]
         curves.append(curve)
     for codec in params.get("classic") or {}:
@@ -99,7 +107,10 @@ def main():
                 codec,
                 get_codec(codec).label,
                 "classic",
-                [{"rate_point": f"q{p['quality']}", **p["mean"]} for p in res["points"]],
+                [
+                    {"rate_point": f"q{p['quality']}", **p["mean"], "photos": _by_photo(p)}
+                    for p in res["points"]
+                ],
             )
         )
     out = ROOT / paths.REPORT

@@ -21,8 +21,8 @@ def test_equal_lambda_deltas_are_subject_minus_other():
         [("q1", 0.20, 29.5, 0.94), ("q2", 0.5, 33.5, 0.98), ("q3", 1.0, 36, 0.99)],
     )
     rows = equal_lambda_table(grm, [gdn])
-    assert rows[2] == "| GDN | q1 | +10.0% | +0.50 | +0.0100 | – |"
-    assert rows[3] == "| GDN | q2 | +0.0% | -0.50 | -0.0100 | – |"
+    assert rows[2] == "| GDN | q1 | +10.0% | – | +0.50 | – | +0.0100 | – |"
+    assert rows[3] == "| GDN | q2 | +0.0% | – | -0.50 | – | -0.0100 | – |"
     assert len(rows) == 4, "a rate point the subject lacks is skipped"
 
 
@@ -32,7 +32,10 @@ def test_report_has_equal_lambda_section_even_when_bd_rate_is_undefined():
     text, _ = markdown([grm, peer], anchor="none", subject="grm", images=1)
     assert "fewer than 2 points on an operational RD curve" in text
     assert "- GRM (PSNR): q2" in text  # the dropped point is named
-    assert "## GRM at equal λ" in text and "| MBT | q1 | -20.0% | +1.00 | +0.0100 | – |" in text
+    assert (
+        "## GRM at equal λ" in text
+        and "| MBT | q1 | -20.0% | – | +1.00 | – | +0.0100 | – |" in text
+    )
 
 
 def test_differences_inside_the_seed_spread_are_marked_noise():
@@ -40,15 +43,15 @@ def test_differences_inside_the_seed_spread_are_marked_noise():
     seed1 = _curve("grm-seed1", "seed", [("q1", 0.21, 29.8, 0.95), ("q2", 0.52, 33.3, 0.97)])
     noref = _curve("noref", "ablation", [("q1", 0.205, 29.9, 0.95), ("q2", 0.60, 32.0, 0.96)])
     text, metrics = markdown([grm, seed1, noref], anchor="none", subject="grm", images=1)
-    assert "| NOREF | q1 | -2.4% | +0.10 | +0.0000 | within noise |" in text
-    assert "| NOREF | q2 | -16.7% | +1.00 | +0.0100 | beyond noise |" in text
+    assert "| NOREF | q1 | -2.4% | – | +0.10 | – | +0.0000 | within noise |" in text
+    assert "| NOREF | q2 | -16.7% | – | +1.00 | – | +0.0100 | beyond noise |" in text
     assert (
         "- vs NOREF: GRM spends fewer bits (-9.6%) at +0.55 dB PSNR, mean over 2 rate point(s); "
-        "beyond seed noise at 1 of 2 rate point(s)." in text
+        "beyond noise at 1 of 2 rate point(s)." in text
     )
     assert abs(metrics["seed_spread.q1.bpp_pct"] - 100 * (1 - 0.20 / 0.21)) < 1e-9
     text, _ = markdown([grm, noref], anchor="none", subject="grm", images=1)
-    assert "Seed noise not measured" in text and "seed noise not measured." in text
+    assert "Seed noise not measured" in text and "; noise not measured." in text
 
 
 def test_comparison_crop_is_where_the_codecs_differ_and_every_codec_has_a_panel(photo, tmp_path):

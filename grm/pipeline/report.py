@@ -155,8 +155,12 @@ def seed_spread(subject: Curve, twins: list[Curve]) -> dict:
     return spread
 
 
-def within_noise(d: dict, spread: dict) -> bool | None:
-    """True when both Δ bpp and Δ PSNR are inside the seed spread (None: spread unknown)."""
+def within_noise(d: dict, spread: dict, interval: dict | None = None) -> bool | None:
+    """True when the difference could be chance. With a 95% interval over the photos (already
+    widened by the seed spread): when both Δ bpp's and Δ PSNR's contain 0. Without one: when
+    both lie inside the seed spread. None: neither is known."""
+    if interval and interval.get("bpp") and interval.get("psnr"):
+        return all(lo <= 0 <= hi for lo, hi in (interval["bpp"], interval["psnr"]))
     s = spread.get(d["rate_point"])
     if s is None:
         return None
@@ -164,50 +168,58 @@ def within_noise(d: dict, spread: dict) -> bool | None:
 
 
 def equal_lambda_table(
-    subject: Curve, others: list[Curve], spread: dict | None = None
+    subject: Curve, others: list[Curve], spread: dict | None = None, intervals: dict | None = None
 ) -> list[str]:
     """Per rate point, how the subject differs from each model trained at the same λ.
 
     Defined even where a BD-rate is not (short runs give curves that are not monotonic),
     so a reader always sees what an ablation or a peer changed; with a seed spread, a
-    difference smaller than chance is marked so.
+    difference smaller than chance is marked so. ``intervals``: other's name → rate point →
+    95% intervals of Δ bpp % and Δ PSNR (``intervals.delta_intervals``).
     """
-    spread = spread or {}
+    from .intervals import fmt_interval
+
+    spread, intervals = spread or {}, intervals or {}
     lines = [
-        "| vs | rate point | Δ bpp | Δ PSNR dB | Δ MS-SSIM | noise |",
-        "|---|---|---|---|---|---|",
+        "| vs | rate point | Δ bpp | 95% CI | Δ PSNR dB | 95% CI | Δ MS-SSIM | noise |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for other in others:
         for d in deltas(subject, other):
+            ci = intervals.get(other.name, {}).get(d["rate_point"], {})
             noise = {True: "within noise", False: "beyond noise", None: "–"}[
-                within_noise(d, spread)
+                within_noise(d, spread, ci)
             ]
             lines.append(
-                f"| {other.label} | {d['rate_point']} | {d['bpp']:+.1f}% | {d['psnr']:+.2f} | "
-                f"{d['ms_ssim']:+.4f} | {noise} |"
+                f"| {other.label} | {d['rate_point']} | {d['bpp']:+.1f}% | "
+                f"{fmt_interval(ci.get('bpp'), 1, '%')} | {d['psnr']:+.2f} | "
+                f"{fmt_interval(ci.get('psnr'), 2)} | {d['ms_ssim']:+.4f} | {noise} |"
             )
     return lines
 
 
-def verdicts(subject: Curve, others: list[Curve], spread: dict) -> list[str]:
+def verdicts(
+    subject: Curve, others: list[Curve], spread: dict, intervals: dict | None = None
+) -> list[str]:
     """One line per other model: mean Δ over the shared rate points, and whether it is noise."""
-    lines = []
+    lines, intervals = [], intervals or {}
     for other in others:
         ds = deltas(subject, other)
         if not ds:
             continue
         bpp, dpsnr = float(np.mean([d["bpp"] for d in ds])), float(np.mean([d["psnr"] for d in ds]))
-        noise = [within_noise(d, spread) for d in ds]
+        cis = intervals.get(other.name, {})
+        noise = [within_noise(d, spread, cis.get(d["rate_point"])) for d in ds]
         what = (
             f"{'fewer' if bpp < 0 else 'more'} bits ({bpp:+.1f}%) at {dpsnr:+.2f} dB PSNR, "
             f"mean over {len(ds)} rate point(s)"
         )
         if None in noise:
-            tail = "seed noise not measured"
+            tail = "noise not measured"
         elif all(noise):
-            tail = "**within seed noise** at every rate point: no difference shown"
+            tail = "**within noise** at every rate point: no difference shown"
         else:
-            tail = f"beyond seed noise at {noise.count(False)} of {len(ds)} rate point(s)"
+            tail = f"beyond noise at {noise.count(False)} of {len(ds)} rate point(s)"
         lines.append(f"- vs {other.label}: {subject.label} spends {what}; {tail}.")
     return lines
 
@@ -309,10 +321,20 @@ def markdown(
     metrics.update(
         {f"bd_rate.{metric}.{test}_vs_{ref}": v for (test, ref, metric), (v, _) in bd.items()}
     )
+    from .intervals import bd_rate_intervals, delta_intervals, shared_photos
+
+    photos = len(shared_photos(curves))
+    ci = bd_rate_intervals(pairs, by_name)
+    for (test, ref, metric), interval in ci.items():
+        for end, v in zip(("lo", "hi"), interval or ()):
+            metrics[f"bd_rate_ci.{metric}.{test}_vs_{ref}.{end}"] = v
     learned = [c for c in curves if c.kind in ("peer", "ablation")]
     twins = [c for c in curves if c.kind == "seed"]
     compared = subject in by_name and bool(learned or twins)
     spread = seed_spread(by_name[subject], twins) if compared else {}
+    deltas_ci = (
+        {c.name: delta_intervals(by_name[subject], c, spread) for c in learned} if compared else {}
+    )
     for rp, sp in spread.items():
         metrics[f"seed_spread.{rp}.bpp_pct"], metrics[f"seed_spread.{rp}.psnr"] = (
             sp["bpp"],
@@ -336,7 +358,7 @@ def markdown(
     for c in curves:
         if c.kind != "classic":
             lines += _points_table(c)
-    lines += _bd_rate_section(by_name, pairs, bd, anchor)
+    lines += _bd_rate_section(by_name, pairs, bd, anchor, ci, photos)
     off_curve = off_curve_points(curves)
     if off_curve:
         lines += (
@@ -349,7 +371,7 @@ def markdown(
             + [""]
         )
     if compared:
-        lines += _equal_lambda_section(by_name[subject], learned, twins, spread)
+        lines += _equal_lambda_section(by_name[subject], learned, twins, spread, deltas_ci)
     return "\n".join(lines), metrics
 
 
@@ -369,7 +391,11 @@ def _points_table(c: Curve) -> list[str]:
     return lines + [""]
 
 
-def _bd_rate_section(by_name: dict, pairs: list, bd: dict, anchor: str) -> list[str]:
+def _bd_rate_section(
+    by_name: dict, pairs: list, bd: dict, anchor: str, ci: dict, photos: int
+) -> list[str]:
+    from .intervals import LEVEL, RESAMPLES, fmt_interval
+
     rows, notes = [], []
     for test, ref in pairs:
         cells = []
@@ -379,13 +405,22 @@ def _bd_rate_section(by_name: dict, pairs: list, bd: dict, anchor: str) -> list[
                 notes.append(
                     f"{by_name[test].label} vs {by_name[ref].label} ({metric}): not computed, {why}"
                 )
-            cells.append(f"{v:+.1f}%" if v is not None else "n/a")
+            interval = f" {fmt_interval(ci[(test, ref, metric)])}" if ci else ""
+            cells.append(f"{v:+.1f}%{interval}" if v is not None else "n/a")
         rows.append(f"| {by_name[test].label} | {by_name[ref].label} | {cells[0]} | {cells[1]} |")
     lines = [
         "## BD-rate",
         "",
         "Negative means fewer bits than the reference at equal quality (Bjøntegaard, PCHIP, "
-        "`bjontegaard` package; MS-SSIM in dB).",
+        "`bjontegaard` package; MS-SSIM in dB)."
+        + (
+            f" In brackets, the {LEVEL:.0f}% interval: bootstrap over the {photos} evaluation "
+            f"photos ({RESAMPLES:,} draws, the same photos for both codecs); a comparison whose "
+            "interval holds 0 is within noise."
+            + (" With so few photos the intervals are rough." if photos < 12 else "")
+            if ci
+            else ""
+        ),
         "",
         "| codec | vs | BD-rate PSNR | BD-rate MS-SSIM |",
         "|---|---|---|---|",
@@ -399,7 +434,9 @@ def _bd_rate_section(by_name: dict, pairs: list, bd: dict, anchor: str) -> list[
     return lines
 
 
-def _equal_lambda_section(me: Curve, learned: list, twins: list, spread: dict) -> list[str]:
+def _equal_lambda_section(
+    me: Curve, learned: list, twins: list, spread: dict, intervals: dict
+) -> list[str]:
     if spread:
         noise = (
             "Seed noise: the same model and data with another seed ("
@@ -408,24 +445,26 @@ def _equal_lambda_section(me: Curve, learned: list, twins: list, spread: dict) -
             + "; ".join(
                 f"{rp}: {sp['bpp']:.1f}% bpp, {sp['psnr']:.2f} dB" for rp, sp in spread.items()
             )
-            + ". A difference inside that spread is marked *within noise*."
+            + ". The 95% intervals over the photos are widened by that spread on both sides."
         )
     else:
         noise = (
-            "Seed noise not measured: add a variant that differs from the subject only in its "
-            f"seed (e.g. `{me.name}-seed1: {{arch: grm, seed: 1}}`) and every difference below is "
-            "marked within or beyond noise."
+            "Seed noise not measured: the intervals below are over the photos only. Add a "
+            "variant that differs from the subject only in its seed (e.g. "
+            f"`{me.name}-seed1: {{arch: grm, seed: 1}}`) and they widen by what training "
+            "changes by chance."
         )
     return [
         f"## {me.label} at equal λ",
         "",
         "The same rate point (same λ, data and steps) against each other learned model: "
-        "positive Δ bpp means more bits for the subject.",
+        "positive Δ bpp means more bits for the subject. A difference is *within noise* when "
+        "the 95% intervals of both Δ bpp and Δ PSNR hold 0.",
         "",
         noise,
         "",
-        *verdicts(me, learned, spread),
+        *verdicts(me, learned, spread, intervals),
         "",
-        *equal_lambda_table(me, learned, spread),
+        *equal_lambda_table(me, learned, spread, intervals),
         "",
     ]

@@ -1,0 +1,131 @@
+"""95% confidence intervals for the report's comparisons, by bootstrap over the photos.
+
+A comparison of two codecs on a few photos is a sample: another set of photos would give
+another number. Resampling the evaluation photos with replacement, the same draw for both
+codecs (paired: a hard photo is hard for both), and recomputing the comparison each time
+gives the spread a reader needs to call a difference real. With a seed variant in the run,
+the seed spread widens the interval on both sides: chance in training adds to chance in
+the photos.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .report import Curve, bd_rate
+
+RESAMPLES = 1000
+LEVEL = 95.0
+METRICS = ("bpp", "psnr", "ms_ssim")
+
+
+def shared_photos(curves: list[Curve]) -> list[str]:
+    """The photos every point of every curve was measured on (the pairing)."""
+    sets = [set(p.get("photos", {})) for c in curves for p in c.points]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def _matrix(curve: Curve, photos: list[str]) -> dict[str, np.ndarray]:
+    """metric → (points × photos) array, in curve.points order."""
+    return {
+        m: np.array(
+            [[p["photos"][k].get(m, math.nan) for k in photos] for p in curve.points], dtype=float
+        )
+        for m in METRICS
+    }
+
+
+def _weights(n_photos: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples × photos): each row the share of a bootstrap draw that is each photo."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_photos, size=(resamples, n_photos))
+    return np.stack([np.bincount(d, minlength=n_photos) for d in draws]) / n_photos
+
+
+def _resampled(curve: Curve, matrix: dict, w: np.ndarray) -> Curve:
+    means = {m: matrix[m] @ w for m in METRICS}
+    points = [
+        {
+            **{k: v for k, v in p.items() if k != "photos"},
+            **{m: float(means[m][i]) for m in METRICS},
+        }
+        for i, p in enumerate(curve.points)
+    ]
+    return Curve(curve.name, curve.label, curve.kind, points)
+
+
+def _interval(values: list[float]) -> tuple[float, float] | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if len(finite) < 0.9 * len(values) or not finite:
+        return None  # undefined on too many draws: no honest interval
+    lo, hi = np.percentile(finite, [(100 - LEVEL) / 2, 100 - (100 - LEVEL) / 2])
+    return float(lo), float(hi)
+
+
+def bd_rate_intervals(
+    pairs: list[tuple[str, str]], by_name: dict, resamples: int = RESAMPLES, seed: int = 0
+) -> dict:
+    """(test, ref, metric) → (lo, hi) of the BD-rate in %, or None where it is not defined."""
+    photos = shared_photos(list(by_name.values()))
+    out: dict = {}
+    if len(photos) < 2:
+        return out
+    w = _weights(len(photos), resamples, seed)
+    matrices = {n: _matrix(c, photos) for n, c in by_name.items()}
+    for test, ref in pairs:
+        for metric in ("psnr", "ms_ssim"):
+            values = [
+                bd_rate(
+                    _resampled(by_name[ref], matrices[ref], row),
+                    _resampled(by_name[test], matrices[test], row),
+                    metric,
+                )[0]
+                for row in w
+            ]
+            out[(test, ref, metric)] = _interval([math.nan if v is None else v for v in values])
+    return out
+
+
+def delta_intervals(
+    subject: Curve, other: Curve, spread: dict, resamples: int = RESAMPLES, seed: int = 0
+) -> dict:
+    """rate point → {"bpp": (lo, hi) of Δ bpp %, "psnr": (lo, hi) of Δ PSNR dB}, subject −
+    other at the same λ, widened by the seed spread of that rate point when one is known."""
+    photos = shared_photos([subject, other])
+    if len(photos) < 2:
+        return {}
+    w = _weights(len(photos), resamples, seed)
+    mine, theirs = _matrix(subject, photos), _matrix(other, photos)
+    row_of = {p["rate_point"]: i for i, p in enumerate(subject.points)}
+    out = {}
+    for j, p in enumerate(other.points):
+        i = row_of.get(p["rate_point"])
+        if i is None:
+            continue
+        bpp = 100 * (w @ mine["bpp"][i] / (w @ theirs["bpp"][j]) - 1)
+        psnr = w @ mine["psnr"][i] - w @ theirs["psnr"][j]
+        s = spread.get(p["rate_point"], {"bpp": 0.0, "psnr": 0.0})
+        out[p["rate_point"]] = {
+            key: _widened(_interval(list(values)), s[key])
+            for key, values in (("bpp", bpp), ("psnr", psnr))
+        }
+    return out
+
+
+def _widened(interval: tuple[float, float] | None, by: float) -> tuple[float, float] | None:
+    return None if interval is None else (interval[0] - by, interval[1] + by)
+
+
+def excludes_zero(interval: tuple[float, float] | None) -> bool | None:
+    if interval is None:
+        return None
+    return interval[0] > 0 or interval[1] < 0
+
+
+def fmt_interval(interval: tuple[float, float] | None, digits: int = 1, unit: str = "") -> str:
+    if interval is None:
+        return "–"
+    lo, hi = interval
+    return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]{unit}"

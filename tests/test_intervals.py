@@ -1,0 +1,81 @@
+"""The report's 95% intervals: a paired bootstrap over the evaluation photos."""
+
+import numpy as np
+
+from grm.pipeline.intervals import bd_rate_intervals, delta_intervals, excludes_zero
+from grm.pipeline.report import Curve, markdown
+
+RATES = {"q1": 0.1, "q2": 0.2, "q3": 0.4, "q4": 0.8}
+
+
+def photo_curve(name, kind, bpp_scale, psnr_shift, photos=12, seed=0):
+    """Per photo: bpp = rate × photo's difficulty × bpp_scale, PSNR = 36 + 4·log2(rate) +
+    the photo's offset + psnr_shift[i] (a number, or one value per photo)."""
+    rng = np.random.default_rng(seed)
+    hard, offset = rng.uniform(0.7, 1.6, photos), rng.normal(0, 2, photos)
+    shift = np.broadcast_to(np.asarray(psnr_shift, dtype=float), (photos,))
+    points = []
+    for rp, rate in RATES.items():
+        rows = {
+            f"p{i}": {
+                "bpp": rate * hard[i] * bpp_scale,
+                "psnr": 36 + 4 * np.log2(rate) + offset[i] + shift[i],
+                "ms_ssim": 0.9 + 0.02 * np.log2(rate / 0.1) + 0.001 * shift[i],
+            }
+            for i in range(photos)
+        }
+        means = {
+            m: float(np.mean([r[m] for r in rows.values()])) for m in ("bpp", "psnr", "ms_ssim")
+        }
+        points.append({"rate_point": rp, **means, "photos": rows})
+    return Curve(name, name.upper(), kind, points)
+
+
+def test_a_consistent_saving_has_a_tight_interval_around_it():
+    anchor = photo_curve("a", "classic", 1.0, 0.0)
+    cheaper = photo_curve("b", "grm", 0.9, 0.0)  # 10% fewer bits on every photo
+    ci = bd_rate_intervals([("b", "a")], {"a": anchor, "b": cheaper}, resamples=200)
+    lo, hi = ci[("b", "a", "psnr")]
+    assert -10.5 < lo <= hi < -9.5
+
+
+def test_a_difference_that_changes_sign_across_photos_is_within_noise():
+    rng = np.random.default_rng(1)
+    anchor = photo_curve("a", "classic", 1.0, 0.0)
+    mixed = photo_curve("b", "grm", 1.0, rng.normal(0, 1.0, 12) - 0.0)  # mean ≈ 0, spread 1 dB
+    ci = bd_rate_intervals([("b", "a")], {"a": anchor, "b": mixed}, resamples=300)
+    assert excludes_zero(ci[("b", "a", "psnr")]) is False
+    better = photo_curve("c", "grm", 1.0, 1.5)  # 1.5 dB better on every photo
+    ci = bd_rate_intervals([("c", "a")], {"a": anchor, "c": better}, resamples=300)
+    assert excludes_zero(ci[("c", "a", "psnr")]) is True
+
+
+def test_equal_lambda_intervals_are_paired_and_widened_by_the_seed_spread():
+    me = photo_curve("grm", "grm", 1.0, 0.3)
+    other = photo_curve("peer", "peer", 1.05, 0.0)
+    ci = delta_intervals(me, other, {}, resamples=200)
+    assert set(ci) == set(RATES)
+    lo, hi = ci["q2"]["psnr"]  # the same 0.3 dB on every photo: no spread at all
+    assert abs(lo - 0.3) < 1e-9 and abs(hi - 0.3) < 1e-9
+    lo, hi = ci["q2"]["bpp"]
+    assert abs(lo - 100 * (1 / 1.05 - 1)) < 1e-6
+    wide = delta_intervals(me, other, {"q2": {"bpp": 2.0, "psnr": 0.5}}, resamples=200)
+    assert wide["q2"]["psnr"][0] < 0 < wide["q2"]["psnr"][1]
+
+
+def test_the_report_prints_the_intervals_and_reads_noise_off_them():
+    curves = [
+        photo_curve("grm", "grm", 1.0, 0.0),
+        photo_curve("mbt2018", "peer", 1.0, np.random.default_rng(2).normal(0, 0.5, 12)),
+        photo_curve("jpeg", "classic", 1.6, -1.0),
+    ]
+    text, metrics = markdown(curves, "jpeg", "grm", 12)
+    assert "bootstrap over the 12 evaluation photos" in text
+    assert "| GRM | JPEG | " in text and "% [" in text
+    bd, lo, hi = (
+        metrics[f"bd_rate{k}.psnr.grm_vs_jpeg{e}"]
+        for k, e in (("", ""), ("_ci", ".lo"), ("_ci", ".hi"))
+    )
+    assert lo - 1e-6 <= bd <= hi + 1e-6
+    assert metrics["bd_rate_ci.psnr.grm_vs_jpeg.hi"] < 0  # JPEG costs 60% more on every photo
+    assert "**within noise** at every rate point" in text  # grm vs its noisy twin
