@@ -282,7 +282,7 @@ README_RUNS = {
     "dvc plots show": None,
     "make baseline": "",  # run by test_exp_run_sets_one_rate_point_…
     "dvc exp run -S rates.q2.lmbda=0.02": "",  # likewise
-    "dvc exp run -S '+rates.q4={lmbda: 0.025}'": None,
+    "dvc exp run -S '+rates.q5={lmbda: 0.025}'": None,
     (
         "dvc exp show --drop '.*' "
         "--keep 'Experiment|Created|^grm\\.q[0-9]+\\.(bpp|psnr)$|^rates\\..*\\.lmbda$'"
@@ -313,12 +313,12 @@ README_RUNS = {
 
 def tiny_names(command: str) -> str:
     """A README command with the tiny profile's names: rate points a/b (q1/q2), a new one d
-    (q4), the evaluation photo chelsea, the venv of this test run, files in the scratch copy."""
+    (q5), the evaluation photo chelsea, the venv of this test run, files in the scratch copy."""
     for old, new in (
         ("q[0-9]+", "[a-z]"),
         ("q1", "a"),
         ("q2", "b"),
-        ("q4", "d"),
+        ("q5", "d"),
         ("coffee.png", "chelsea.png"),
         (".venv/bin/", f"{BIN}/"),
         ("/tmp/c.grm", "c.grm"),
