@@ -8,6 +8,7 @@ cannot drift apart.
 from pathlib import Path
 
 DATA = Path("data")
+PHOTOS = DATA / "photos"  # the default training photos, committed (prepare.source)
 SHARDS = DATA / "shards"  # prepare → WebDataset shards
 EVAL_IMAGES = DATA / "eval_images"  # prepare → evaluation photos (PNG)
 PREPARE_SUMMARY = DATA / "prepare_summary.json"
@@ -22,6 +23,7 @@ EVAL_CLASSIC = DATA / "eval_classic"  # classic → one JSON per codec
 REPORT = DATA / "report"  # report → tables, plots, figures
 
 ALL = (
+    PHOTOS,
     SHARDS,
     EVAL_IMAGES,
     PREPARE_SUMMARY,
