@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -100,8 +101,7 @@ def plasma(tmp: Path) -> list[dict]:
         folder = root / "usr/share/wallpapers" / wallpaper
         meta = json.loads((folder / "metadata.json").read_text())["KPlugin"]
         largest = max(
-            (folder / "contents/images").iterdir(),
-            key=lambda p: Image.open(p).size[0] * Image.open(p).size[1],
+            (folder / "contents/images").iterdir(), key=lambda p: math.prod(Image.open(p).size)
         )
         img = Image.open(largest)
         rows.append(

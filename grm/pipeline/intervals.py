@@ -56,7 +56,7 @@ def _resampled(curve: Curve, matrix: dict, w: np.ndarray) -> Curve:
     return Curve(curve.name, curve.label, curve.kind, points)
 
 
-def _interval(values: list[float]) -> tuple[float, float] | None:
+def _interval(values: list[float | None]) -> tuple[float, float] | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if len(finite) < 0.9 * len(values) or not finite:
         return None  # undefined on too many draws: no honest interval
@@ -73,18 +73,15 @@ def bd_rate_intervals(
     if len(photos) < 2:
         return out
     w = _weights(len(photos), resamples, seed)
-    matrices = {n: _matrix(c, photos) for n, c in by_name.items()}
+    used = {name for pair in pairs for name in pair}
+    draws = {  # each codec's curve on every draw, built once for all the pairs it is in
+        n: [_resampled(by_name[n], matrix, row) for row in w]
+        for n, matrix in ((n, _matrix(by_name[n], photos)) for n in used)
+    }
     for test, ref in pairs:
         for metric in ("psnr", "ms_ssim"):
-            values = [
-                bd_rate(
-                    _resampled(by_name[ref], matrices[ref], row),
-                    _resampled(by_name[test], matrices[test], row),
-                    metric,
-                )[0]
-                for row in w
-            ]
-            out[(test, ref, metric)] = _interval([math.nan if v is None else v for v in values])
+            values = [bd_rate(r, t, metric)[0] for r, t in zip(draws[ref], draws[test])]
+            out[(test, ref, metric)] = _interval(values)
     return out
 
 

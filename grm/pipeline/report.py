@@ -160,7 +160,9 @@ def within_noise(d: dict, spread: dict, interval: dict | None = None) -> bool | 
     widened by the seed spread): when both Δ bpp's and Δ PSNR's contain 0. Without one: when
     both lie inside the seed spread. None: neither is known."""
     if interval and interval.get("bpp") and interval.get("psnr"):
-        return all(lo <= 0 <= hi for lo, hi in (interval["bpp"], interval["psnr"]))
+        from .intervals import excludes_zero
+
+        return not (excludes_zero(interval["bpp"]) or excludes_zero(interval["psnr"]))
     s = spread.get(d["rate_point"])
     if s is None:
         return None
