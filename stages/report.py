@@ -31,10 +31,12 @@ def _by_photo(result: dict) -> dict:
     }
 
 
-def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -> list[Path]:
-    """Per evaluation image, the same crop of the original and of every codec at its point
-    nearest the subject's middle rate point on that image (learned: the decoded PNGs the
-    evaluate stage wrote; classic: their files on disk, decoded here)."""
+def comparison_figures(
+    params: dict, labels: dict, subject: str, folder: Path, kinds: dict[str, str]
+) -> list[Path]:
+    """For the first evaluation photo of each kind, the same crop of the original and of
+    every codec at its point nearest the subject's middle rate point on that image (learned:
+    the decoded PNGs the evaluate stage wrote; classic: their files on disk, decoded here)."""
     from grm.image_io import read_image
     from grm.pipeline.classic import get_codec
     from grm.pipeline.compare import Panel, nearest, render
@@ -51,7 +53,12 @@ def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -
     }
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
+    first = {}
+    for key in sorted(kinds):
+        first.setdefault(kinds[key], key)
     for key, original in eval_images(ROOT / paths.EVAL_IMAGES):
+        if key not in first.values():
+            continue
         subject_rows = _image_rows(
             learned.get(subject) or next(iter(learned.values())), lambda r: r["rate_point"], key
         )
@@ -83,6 +90,7 @@ def comparison_figures(params: dict, labels: dict, subject: str, folder: Path) -
 def main():
     _, params = stage_args(__doc__)
     from grm.pipeline.classic import get_codec
+    from grm.pipeline.eval_set import eval_kinds
     from grm.pipeline.report import Curve, curve_kind, markdown, plot_curves, training_budget
 
     settings = params.get("report") or {}
@@ -113,16 +121,22 @@ def main():
                 ],
             )
         )
+    kinds = eval_kinds(ROOT / paths.EVAL_IMAGES)
     out = ROOT / paths.REPORT
     with os_failures("writing the report to", out, kept="the evaluations it reads are intact"):
         out.mkdir(parents=True, exist_ok=True)
         plot_curves(curves, "psnr", out / "rd_psnr.png")
         plot_curves(curves, "ms_ssim", out / "rd_msssim.png")
         text, metrics = markdown(
-            curves, settings.get("anchor", "hevc"), subject, images, training_budget(params)
+            curves,
+            settings.get("anchor", "hevc"),
+            subject,
+            images,
+            training_budget(params),
+            kinds,
         )
-        figures = comparison_figures(params, labels, subject, out / "compare")
-        text += "\n## What the codecs look like\n\n" + "".join(
+        figures = comparison_figures(params, labels, subject, out / "compare", kinds)
+        text += "\n## What the codecs look like (one photo of each kind)\n\n" + "".join(
             f"![{f.stem}](compare/{f.name})\n\n" for f in figures
         )
         (out / "report.md").write_text(text)

@@ -1,6 +1,7 @@
 """The report's 95% intervals: a paired bootstrap over the evaluation photos."""
 
 import numpy as np
+import pytest
 
 from grm.pipeline.intervals import bd_rate_intervals, delta_intervals, excludes_zero
 from grm.pipeline.report import Curve, markdown
@@ -79,3 +80,29 @@ def test_the_report_prints_the_intervals_and_reads_noise_off_them():
     assert lo - 1e-6 <= bd <= hi + 1e-6
     assert metrics["bd_rate_ci.psnr.grm_vs_jpeg.hi"] < 0  # JPEG costs 60% more on every photo
     assert "**within noise** at every rate point" in text  # grm vs its noisy twin
+
+
+def test_per_kind_intervals_show_where_a_difference_holds():
+    # The subject saves bits only on the 'repeated' photos (p8..p11: +1.5 dB there), nothing
+    # on the rest: the per-kind table must say so, each kind on its own photos.
+    shift = np.array([0.0] * 8 + [1.5] * 4)
+    curves = [
+        photo_curve("grm", "grm", 1.0, shift),
+        photo_curve("grm-noref", "ablation", 1.0, np.random.default_rng(3).normal(0, 0.1, 12)),
+        photo_curve("jpeg", "classic", 1.6, -1.0),
+    ]
+    kinds = {
+        f"p{i}": ("clean" if i < 4 else "textured" if i < 8 else "repeated") for i in range(12)
+    }
+    text, metrics = markdown(curves, "jpeg", "grm", 12, kinds=kinds)
+    assert (
+        "## By kind of photo" in text
+        and "| clean (4) | textured (4) | repeated (4) | all (12) |" in text
+    )
+    key = "bd_rate_kind.psnr.{}.grm_vs_grm-noref"
+    assert metrics[key.format("repeated") + ".hi"] < 0  # beyond noise on repeated structure
+    assert metrics[key.format("clean") + ".lo"] < 0 < metrics[key.format("clean") + ".hi"]
+    assert metrics[key.format("all")] == pytest.approx(metrics["bd_rate.psnr.grm_vs_grm-noref"])
+    # One kind only (a user's own photos): no per-kind section.
+    text, _ = markdown(curves, "jpeg", "grm", 12, kinds={f"p{i}": "all" for i in range(12)})
+    assert "By kind" not in text

@@ -1,5 +1,5 @@
-"""The default training photos: every file accounted for, licensed, and disjoint from
-what the benchmarks measure on."""
+"""The committed photos, training (data/photos) and evaluation (data/eval_photos): every
+file accounted for and licensed, the two sets disjoint, the held-back package never used."""
 
 import csv
 import sys
@@ -13,11 +13,12 @@ from grm.pipeline.prepare import list_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "data" / "photos"
+EVAL_PHOTOS = ROOT / "data" / "eval_photos"
 sys.path.insert(0, str(ROOT))
 
 
-def manifest() -> list[dict]:
-    with open(PHOTOS / "MANIFEST.tsv", newline="") as f:
+def manifest(folder: Path = PHOTOS) -> list[dict]:
+    with open(folder / "MANIFEST.tsv", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
@@ -40,14 +41,41 @@ def test_photos_are_colour_and_downscaled():
     assert colour >= 0.95 * len(manifest())
 
 
-def test_no_held_back_or_benchmark_source_is_used():
-    from benchmarks.bench_quality import CLEAN, UNSEEN
+def test_evaluation_photos_are_listed_by_kind_with_source_and_licence():
+    rows = manifest(EVAL_PHOTOS)
+    files = sorted(str(p.relative_to(EVAL_PHOTOS)) for p in EVAL_PHOTOS.glob("*/*.png"))
+    assert sorted(r["file"] for r in rows) == files
+    kinds = [r["kind"] for r in rows]
+    assert {k: kinds.count(k) for k in set(kinds)} == {"clean": 8, "textured": 8, "repeated": 8}
+    for r in rows:
+        assert r["file"].startswith(r["kind"] + "/")
+        assert r["package"] and r["version"] and r["path"] and r["licence"], r
+        with Image.open(EVAL_PHOTOS / r["file"]) as img:
+            assert img.mode == "RGB" and sorted(img.size)[1] <= 768 and min(img.size) >= 406
+    stems = [Path(f).stem for f in files]
+    assert len(stems) == len(set(stems)), "two evaluation photos share a name"
+
+
+def test_no_held_back_source_and_no_evaluation_source_is_trained_on():
+    from grm.pipeline.sample_images import bundled_photos
     from tools.debian import HELD_BACK
 
-    packages = {r["package"] for r in manifest()}
-    assert not {p for p in packages if p.startswith(HELD_BACK)}
-    assert not packages & set(CLEAN)
-    assert not packages & {spec.split("==")[0] for spec in UNSEEN}
+    training = {r["package"] for r in manifest()}
+    evaluation = {r["package"] for r in manifest(EVAL_PHOTOS)}
+    assert not {p for p in training | evaluation if p.startswith(HELD_BACK)}
+    assert not training & evaluation
+    names = {Path(r["file"]).stem for r in manifest(EVAL_PHOTOS)}
+    assert not names & ({Path(r["file"]).stem for r in manifest()} | set(bundled_photos()))
+
+
+def test_the_default_run_evaluates_every_kind_on_photos_of_the_committed_set():
+    import yaml
+
+    prepare = yaml.safe_load((ROOT / "params.yaml").read_text())["prepare"]
+    assert prepare["eval_source"] == "data/eval_photos"
+    kind = {Path(r["file"]).stem: r["kind"] for r in manifest(EVAL_PHOTOS)}
+    chosen = [kind[n] for n in prepare["eval_names"]]
+    assert len(chosen) >= 12 and {chosen.count(k) for k in set(chosen)} == {4}
 
 
 def test_several_sources_are_one_list_and_names_must_not_repeat(tmp_path):

@@ -94,7 +94,15 @@ def ran_stages(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    for item in ("dvc.yaml", "stages", "grm", ".gitignore", "Makefile", "data/photos"):
+    for item in (
+        "dvc.yaml",
+        "stages",
+        "grm",
+        ".gitignore",
+        "Makefile",
+        "data/photos",
+        "data/eval_photos",
+    ):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
     (root / "params.yaml").write_text(yaml.safe_dump(TINY))

@@ -113,3 +113,29 @@ def test_grayscale_photos_are_kept_or_skipped_for_training_never_for_evaluation(
     assert "g0" not in index["images"]["train"] + index["images"]["val"]
     with pytest.raises(ValueError, match="keep or skip"):
         PrepareSettings.from_dict({"grayscale": "drop"})
+
+
+def test_an_eval_source_gives_the_photos_and_their_kinds_and_never_trains_on_them(tmp_path):
+    src = make_photos(tmp_path / "src", [f"t{i}" for i in range(12)])
+    make_photos(tmp_path / "ev" / "clean", ["c1", "c2"])
+    make_photos(tmp_path / "ev" / "repeated", ["r1"])
+    s = settings(src, workers=1, eval_source="ev", eval_fraction=0.5, val_fraction=0.2)
+    counts = prepare(s, tmp_path, tmp_path / "s", tmp_path / "e", progress=False)
+    index = json.loads((tmp_path / "s/index.json").read_text())
+    assert sorted(index["images"]["eval"]) == ["c1", "c2", "r1"]
+    assert len(index["images"]["train"]) + len(index["images"]["val"]) == 12  # no fraction taken
+    kinds = json.loads((tmp_path / "e/kinds.json").read_text())
+    assert kinds == {"c1": "clean", "c2": "clean", "r1": "repeated"}
+    assert counts["eval_clean"] == 2 and counts["eval_repeated"] == 1
+    named = settings(src, workers=1, eval_source="ev", eval_names=["c2", "r1"])
+    prepare(named, tmp_path, tmp_path / "s2", tmp_path / "e2", progress=False)
+    assert sorted(p.stem for p in (tmp_path / "e2").glob("*.png")) == ["c2", "r1"]
+    with pytest.raises(ValueError, match="not found in"):
+        prepare(settings(src, eval_source="ev", eval_names=["t1"]), tmp_path, *_outs(tmp_path))
+    make_photos(tmp_path / "ev" / "clean", ["t3"])  # a training photo's name
+    with pytest.raises(ValueError, match="also training photos: \\['t3'\\]"):
+        prepare(settings(src, eval_source="ev"), tmp_path, *_outs(tmp_path))
+
+
+def _outs(tmp_path):
+    return tmp_path / "s9", tmp_path / "e9"

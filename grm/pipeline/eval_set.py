@@ -6,6 +6,7 @@ on the model code (a model edit must not rerun JPEG).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,21 @@ def eval_images(folder: Path) -> list[tuple[str, np.ndarray]]:
     if not files:
         raise FileNotFoundError(f"no evaluation images (*.png) in {folder}")
     return [(p.stem, read_image(p)[0]) for p in files]
+
+
+KINDS_FILE = "kinds.json"
+
+
+def write_kinds(folder: Path, kinds: dict[str, str]) -> None:
+    """Each evaluation photo's kind, beside the photos (clean, textured, repeated, …)."""
+    (folder / KINDS_FILE).write_text(json.dumps(dict(sorted(kinds.items())), indent=1))
+
+
+def eval_kinds(folder: Path) -> dict[str, str]:
+    """photo → kind, for the report's per-kind comparisons ("all" where none was written)."""
+    path = folder / KINDS_FILE
+    kinds = json.loads(path.read_text()) if path.is_file() else {}
+    return {p.stem: kinds.get(p.stem, "all") for p in sorted(folder.glob("*.png"))}
 
 
 def mean_row(rows: list[dict]) -> dict:

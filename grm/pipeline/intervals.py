@@ -64,8 +64,22 @@ def _interval(values: list[float | None]) -> tuple[float, float] | None:
     return float(lo), float(hi)
 
 
+def restricted(curve: Curve, photos: list[str]) -> Curve:
+    """The curve as measured on ``photos`` alone: each point the mean over them."""
+    points = []
+    for p in curve.points:
+        rows = [p["photos"][k] for k in photos]
+        means = {m: float(np.mean([r.get(m, math.nan) for r in rows])) for m in METRICS}
+        points.append({**p, **means, "photos": {k: p["photos"][k] for k in photos}})
+    return Curve(curve.name, curve.label, curve.kind, points)
+
+
 def bd_rate_intervals(
-    pairs: list[tuple[str, str]], by_name: dict, resamples: int = RESAMPLES, seed: int = 0
+    pairs: list[tuple[str, str]],
+    by_name: dict,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    metrics: tuple[str, ...] = ("psnr", "ms_ssim"),
 ) -> dict:
     """(test, ref, metric) → (lo, hi) of the BD-rate in %, or None where it is not defined."""
     photos = shared_photos(list(by_name.values()))
@@ -79,7 +93,7 @@ def bd_rate_intervals(
         for n, matrix in ((n, _matrix(by_name[n], photos)) for n in used)
     }
     for test, ref in pairs:
-        for metric in ("psnr", "ms_ssim"):
+        for metric in metrics:
             values = [bd_rate(r, t, metric)[0] for r, t in zip(draws[ref], draws[test])]
             out[(test, ref, metric)] = _interval(values)
     return out

@@ -9,6 +9,7 @@ from pathlib import Path
 
 DATA = Path("data")
 PHOTOS = DATA / "photos"  # the default training photos, committed (prepare.source)
+EVAL_PHOTOS = DATA / "eval_photos"  # the evaluation photos by kind, committed (prepare.eval_source)
 SHARDS = DATA / "shards"  # prepare → WebDataset shards
 EVAL_IMAGES = DATA / "eval_images"  # prepare → evaluation photos (PNG)
 PREPARE_SUMMARY = DATA / "prepare_summary.json"
@@ -24,6 +25,7 @@ REPORT = DATA / "report"  # report → tables, plots, figures
 
 ALL = (
     PHOTOS,
+    EVAL_PHOTOS,
     SHARDS,
     EVAL_IMAGES,
     PREPARE_SUMMARY,

@@ -25,6 +25,7 @@ from ..checksum import sha256_file
 from ..errors import ImageError
 from ..image_io import IMAGE_SUFFIXES, empty_folder, png_bytes, read_image
 from ..settings import from_known_keys
+from .eval_set import write_kinds
 from .sample_images import bundled_photos
 from .shards import INDEX, ShardSink
 
@@ -34,6 +35,7 @@ log = logging.getLogger("grm.prepare")
 @dataclass
 class PrepareSettings:
     source: str | list = "bundled"  # 'bundled', a folder (searched recursively), or a list
+    eval_source: str = ""  # a folder of evaluation photos, each subfolder a kind (data/eval_photos)
     eval_names: list = field(default_factory=list)  # file stems for the evaluation set
     eval_fraction: float = 0.0  # used when eval_names is empty: this share of images, by key hash
     val_fraction: float = 0.01  # share of the other images used for validation, by key hash
@@ -83,15 +85,35 @@ def key_position(key: str) -> float:
 
 def split_of(key: str, s: PrepareSettings) -> str:
     """eval (named, or the first eval_fraction of [0, 1)), then val_fraction of the rest, then
-    train."""
-    if key in s.eval_names:
+    train. With an eval_source, no training source is ever evaluated."""
+    if key in s.eval_names and not s.eval_source:
         return "eval"
-    eval_share = 0.0 if s.eval_names else s.eval_fraction
+    eval_share = 0.0 if s.eval_names or s.eval_source else s.eval_fraction
     u = key_position(key)
     if u < eval_share:
         return "eval"
     v = (u - eval_share) / (1 - eval_share) if eval_share < 1 else u
     return "val" if v < s.val_fraction else "train"
+
+
+def eval_sources(s: PrepareSettings, root: Path) -> dict[str, tuple[Path, str]]:
+    """key → (path, kind) of the evaluation photos of ``eval_source`` (those of eval_names,
+    when named); a photo's kind is its subfolder ("all" directly in the folder)."""
+    if not s.eval_source:
+        return {}
+    folder = root / s.eval_source
+    found = {
+        key: (path, path.relative_to(folder).parts[0] if path.parent != folder else "all")
+        for key, path in list_sources(s.eval_source, root)
+    }
+    if s.eval_names:
+        missing = set(s.eval_names) - set(found)
+        if missing:
+            raise ValueError(f"prepare.eval_names not found in {folder}: {sorted(missing)}")
+        found = {k: v for k, v in found.items() if k in s.eval_names}
+    if not found:
+        raise ValueError(f"prepare.eval_source: no images in {folder}")
+    return found
 
 
 def centre_crop(arr: np.ndarray, side: int) -> np.ndarray:
@@ -172,10 +194,15 @@ def prepare(
 ) -> dict:
     """Read, convert or skip every source image; write shards and the evaluation set."""
     sources = list_sources(s.source, root)
-    missing = set(s.eval_names) - {k for k, _ in sources}
+    evaluated = eval_sources(s, root)
+    both = sorted(set(evaluated) & {k for k, _ in sources})
+    if both:
+        raise ValueError(f"prepare: evaluation photos are also training photos: {both[:5]}")
+    missing = set(s.eval_names) - {k for k, _ in sources} - set(evaluated)
     if missing:
         raise ValueError(f"prepare.eval_names not found among the source images: {sorted(missing)}")
     jobs = [(key, str(path), split_of(key, s), s) for key, path in sources]
+    jobs += [(key, str(path), "eval", s) for key, (path, _) in sorted(evaluated.items())]
     for d in (shards_dir, eval_dir):
         empty_folder(d)
     writers = {
@@ -211,6 +238,8 @@ def prepare(
             f"prepare.eval_names could not be used (unreadable or too small): {sorted(missing)}"
         )
     images = {"train": writers["train"].keys, "val": writers["val"].keys, "eval": eval_keys}
+    kinds = {k: evaluated[k][1] if k in evaluated else "all" for k in eval_keys}
+    write_kinds(eval_dir, kinds)
     if not images["train"] or not images["val"]:
         raise ValueError(
             f"need at least one training and one validation image; the split by key hash gave "
@@ -233,6 +262,7 @@ def prepare(
             "val_shards": len(splits["val"]),
         }
     )
+    counts.update(f"eval_{kind}" for kind in kinds.values())
     counts["skipped"] = (
         counts["skipped_unreadable"] + counts["skipped_too_small"] + counts["skipped_grayscale"]
     )

@@ -308,8 +308,68 @@ def off_curve_points(curves: list[Curve]) -> list[str]:
     return out
 
 
+KIND_ORDER = ("clean", "textured", "repeated")  # data/eval_photos' kinds; others follow
+
+
+def kind_section(
+    curves: list[Curve], kinds: dict[str, str], anchor: str, subject: str
+) -> tuple[list[str], dict]:
+    """BD-rate (PSNR) of the subject and its peers per kind of photo, each with its interval
+    over that kind's photos alone: where a difference holds and where it does not."""
+    from .intervals import bd_rate_intervals, fmt_interval, restricted, shared_photos
+
+    found: dict[str, list[str]] = {}
+    for photo in shared_photos(curves):
+        found.setdefault(kinds.get(photo, "all"), []).append(photo)
+    order = [k for k in KIND_ORDER if k in found] + sorted(set(found) - set(KIND_ORDER))
+    groups = {k: found[k] for k in order}
+    by_name = {c.name: c for c in curves}
+    pairs = [
+        (test, ref)
+        for test, ref in bd_rate_pairs(curves, anchor, subject)
+        if subject in (test, ref) or by_name[test].kind == "peer"
+    ]
+    if len(groups) < 2 or not pairs:
+        return [], {}
+    groups["all"] = sorted(p for photos in groups.values() for p in photos)
+    cells: dict = {}
+    metrics: dict = {}
+    for kind, photos in groups.items():
+        mine = {n: restricted(c, photos) for n, c in by_name.items() if any(n in p for p in pairs)}
+        ci = bd_rate_intervals(pairs, mine, metrics=("psnr",)) if len(photos) >= 2 else {}
+        for test, ref in pairs:
+            v, _ = bd_rate(mine[ref], mine[test], "psnr")
+            interval = ci.get((test, ref, "psnr"))
+            cells[(test, ref, kind)] = "n/a" if v is None else f"{v:+.1f}% {fmt_interval(interval)}"
+            key = f"bd_rate_kind.psnr.{kind}.{test}_vs_{ref}"
+            metrics[key] = v
+            for end, value in zip(("lo", "hi"), interval or ()):
+                metrics[f"{key}.{end}"] = value
+    head = " | ".join(f"{k} ({len(p)})" for k, p in groups.items())
+    lines = [
+        "## By kind of photo",
+        "",
+        "BD-rate (PSNR) on each kind's photos alone, with its 95% interval (bootstrap over "
+        "that kind's photos, paired); a kind with few photos gives a wide interval. Kinds: "
+        "clean (sky, water, smooth gradients), textured (fur, foliage, crowds, noise), "
+        "repeated (the same structure many times in one photo: what a global reference is for).",
+        "",
+        f"| codec | vs | {head} |",
+        "|---|---|" + "---|" * len(groups),
+    ]
+    for test, ref in pairs:
+        row = " | ".join(cells[(test, ref, k)] for k in groups)
+        lines.append(f"| {by_name[test].label} | {by_name[ref].label} | {row} |")
+    return lines + [""], metrics
+
+
 def markdown(
-    curves: list[Curve], anchor: str, subject: str, images: int, budget: str = ""
+    curves: list[Curve],
+    anchor: str,
+    subject: str,
+    images: int,
+    budget: str = "",
+    kinds: dict[str, str] | None = None,
 ) -> tuple[str, dict]:
     """The report text and a flat dict of headline metrics."""
     by_name = {c.name: c for c in curves}
@@ -361,6 +421,9 @@ def markdown(
         if c.kind != "classic":
             lines += _points_table(c)
     lines += _bd_rate_section(by_name, pairs, bd, anchor, ci, photos)
+    by_kind, kind_metrics = kind_section(curves, kinds or {}, anchor, subject)
+    lines += by_kind
+    metrics.update(kind_metrics)
     off_curve = off_curve_points(curves)
     if off_curve:
         lines += (
