@@ -11,7 +11,7 @@ colour of the decoded photo is compared with the original's. Results per kind of
 
 The photos are the committed evaluation photos (data/eval_photos, MANIFEST.tsv: sources
 and licences; ``tools/assemble_eval.py`` rebuilds them), whole (768×512) where the
-pipeline's default run crops them to 384²: clean (sky, water, foliage, gradients: JPEG is
+pipeline's default run crops them to 320²: clean (sky, water, foliage, gradients: JPEG is
 strong there), textured (fur, foliage, crowds, noise: JPEG is weak there), repeated
 (the same structure many times in one photo).
 Until 2026-12-05 they were fetched here (``--fetch``): the same photos, grouped as

@@ -23,6 +23,8 @@ from .strides import STRIDE, Y_STRIDE
 from .settings import from_known_keys
 from .tiling import TILE, tiled
 
+REF_USED = 0.5  # S·U at or above which a reference counts as used (bias ≥ −log 2)
+
 
 @dataclass(frozen=True)
 class GRMConfig:
@@ -266,6 +268,11 @@ class GRM(CodingModel):
         stats = {f"weight_stage{i + 1}": float(w) for i, w in enumerate(weights)}
         if chosen is not None and chosen["similarity"].numel():
             stats.update({f"ref_{k}": float(v.mean()) for k, v in chosen.items()})
+            # The share of all positions whose reference costs the reference stage's logit
+            # less than log 2 (S·U ≥ ½): where the reference has a real say in the mixture.
+            strength = chosen["similarity"] * chosen["confidence"]
+            positions = logits.shape[1] * logits.shape[3] * logits.shape[4]
+            stats["ref_used"] = float((strength >= REF_USED).sum()) / positions
         return stats
 
     # -- real coding -------------------------------------------------------------------

@@ -24,11 +24,12 @@ def _image_rows(results: list, name_of, image: str) -> list[dict]:
 
 
 def _by_photo(result: dict) -> dict:
-    """photo → its bpp, PSNR, MS-SSIM: what the report's intervals resample."""
-    return {
-        row["image"]: {k: row[k] for k in ("bpp", "psnr", "ms_ssim") if k in row}
-        for row in result["images"]
-    }
+    """photo → its bpp, PSNR, MS-SSIM (what the report's intervals resample) and, for grm,
+    how it used its reference."""
+    from grm.pipeline.eval_set import REFERENCE_STATS
+
+    keys = ("bpp", "psnr", "ms_ssim", *REFERENCE_STATS)
+    return {row["image"]: {k: row[k] for k in keys if k in row} for row in result["images"]}
 
 
 def comparison_figures(

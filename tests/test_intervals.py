@@ -106,3 +106,24 @@ def test_per_kind_intervals_show_where_a_difference_holds():
     # One kind only (a user's own photos): no per-kind section.
     text, _ = markdown(curves, "jpeg", "grm", 12, kinds={f"p{i}": "all" for i in range(12)})
     assert "By kind" not in text
+
+
+def test_the_report_shows_per_photo_how_the_reference_was_used():
+    grm = photo_curve("grm", "grm", 0.9, 0.0, photos=4)
+    for p in grm.points:
+        for i, row in enumerate(p["photos"].values()):
+            row.update(ref_used=0.1 * i, weight_stage2=0.2)
+    noref = photo_curve("grm-noref", "ablation", 1.0, 0.0, photos=4)
+    kinds = {"p0": "repeated", "p1": "clean", "p2": "clean", "p3": "textured"}
+    text, metrics = markdown([grm, noref], "jpeg", "grm", 4, kinds=kinds)
+    assert "## How GRM uses its global reference" in text
+    rows = [line for line in text.splitlines() if line.startswith("| clean | p")]
+    assert rows == [
+        "| clean | p1 | 10.0% | 0.200 | -10.0% | +0.00 |",
+        "| clean | p2 | 20.0% | 0.200 | -10.0% | +0.00 |",
+    ]
+    assert metrics["reference_used.clean"] == pytest.approx(0.15)
+    assert metrics["reference_used.repeated"] == pytest.approx(0.0)
+    # Minnen 2018 has no reference: no usage rows, no section.
+    text, _ = markdown([noref], "jpeg", "grm-noref", 4, kinds=kinds)
+    assert "global reference" not in text

@@ -121,6 +121,9 @@ def tiny(profile: dict, shards: Path) -> dict:
     p["base"]["steps"] = 2
     for rate in p["rates"].values():
         rate.pop("steps", None)
+    for section in (p["base"], *p["rates"].values()):
+        if "crop" in section:  # a profile's own crops (the validation bases' 128²)
+            section["crop"] = 64
     return p
 
 

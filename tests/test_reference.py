@@ -152,3 +152,17 @@ def test_estimated_rate_matches_coded_rate_on_repeated_texture(trained, photo, o
         est = float(bits(model(to_tensor(rgb))["likelihoods"])) / 8
     real = sum(len(s) for s in container.unpack(enc.data).streams)
     assert abs(real - est) <= 0.02 * est + 16, (order, real, est)
+
+
+def test_reference_usage_is_the_share_of_positions_with_a_strong_reference():
+    from grm.model import GRM, REF_USED
+
+    model = GRM("tiny").eval()
+    b, m, h, w = 1, model.config.M, 4, 5
+    logits = torch.zeros(3, b, m, h, w)
+    sim = torch.tensor([0.9, 0.9, 0.4, 1.0])  # four positions with a reference (of 20)
+    conf = torch.tensor([0.6, 0.5, 0.9, REF_USED])
+    stats = model.entropy_stats(logits, {"similarity": sim, "confidence": conf})
+    assert stats["ref_used"] == pytest.approx(2 / 20)  # 0.54 and 0.5 count; 0.45 and 0.36 not
+    assert stats["ref_similarity"] == pytest.approx(0.8)
+    assert "ref_used" not in model.entropy_stats(logits, None)

@@ -22,6 +22,8 @@ def eval_images(folder: Path) -> list[tuple[str, np.ndarray]]:
 
 
 KINDS_FILE = "kinds.json"
+# How grm used its global reference on each photo (grm.model.GRM.entropy_stats).
+REFERENCE_STATS = ("ref_used", "ref_similarity", "ref_confidence", "weight_stage2")
 
 
 def write_kinds(folder: Path, kinds: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ from ..codec import decode_bytes, encode_array
 from ..errors import DecodeError
 from ..image_io import to_tensor, write_png
 from ..model_file import LoadedModel
+from .eval_set import REFERENCE_STATS
 from .metrics import bits, ms_ssim, psnr
 
 log = logging.getLogger("grm.evaluate")
@@ -39,7 +40,9 @@ def evaluate_model(
         if decoded_dir is not None:
             write_png(Path(decoded_dir) / f"{key}.png", out)
         with torch.no_grad():
-            est = float(bits(lm.model(to_tensor(rgb))["likelihoods"]))
+            forward = lm.model(to_tensor(rgb))
+        est = float(bits(forward["likelihoods"]))
+        usage = {k: v for k, v in forward.get("stats", {}).items() if k in REFERENCE_STATS}
         rows.append(
             {
                 "image": key,
@@ -53,6 +56,7 @@ def evaluate_model(
                 "encode_s": enc.seconds,
                 "decode_s": dec_s,
                 "bit_exact": True,
+                **usage,
             }
         )
         log.info(

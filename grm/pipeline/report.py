@@ -363,6 +363,74 @@ def kind_section(
     return lines + [""], metrics
 
 
+def reference_section(
+    curves: list[Curve], kinds: dict[str, str], subject: str
+) -> tuple[list[str], dict]:
+    """Per photo, how the subject used its global reference (the share of positions whose
+    reference had S·U ≥ ½, and the reference stage's mixture weight, averaged over the rate
+    points) beside its bits and PSNR against every other learned model at equal λ: where
+    the reference helps, and where it does not."""
+    me = next((c for c in curves if c.name == subject), None)
+    rows = [r for p in (me.points if me else []) for r in p.get("photos", {}).values()]
+    if not rows or not all("ref_used" in r for r in rows):
+        return [], {}
+    others = [c for c in curves if c.kind in ("peer", "ablation", "seed")]
+    photos = sorted(
+        set.intersection(*(set(p.get("photos", {})) for c in [me, *others] for p in c.points)),
+        key=lambda k: (_kind_rank(kinds.get(k, "all")), k),
+    )
+    if not photos:
+        return [], {}
+
+    def mean_of(curve: Curve, photo: str, key: str) -> float:
+        return float(np.mean([p["photos"][photo][key] for p in curve.points]))
+
+    def versus(other: Curve, photo: str) -> tuple[float, float]:
+        theirs = {p["rate_point"]: p["photos"][photo] for p in other.points}
+        pairs = [
+            (p["photos"][photo], theirs[p["rate_point"]])
+            for p in me.points
+            if p["rate_point"] in theirs
+        ]
+        return (
+            float(np.mean([100 * (a["bpp"] / b["bpp"] - 1) for a, b in pairs])),
+            float(np.mean([a["psnr"] - b["psnr"] for a, b in pairs])),
+        )
+
+    head = "".join(f" Δ bpp vs {c.label} | Δ dB |" for c in others)
+    lines = [
+        f"## How {me.label} uses its global reference",
+        "",
+        "Per photo, averaged over the rate points: the share of latent positions whose chosen "
+        "reference has similarity × confidence ≥ ½ (its mixture logit is lowered by less than "
+        "log 2), the reference stage's mean mixture weight, and the subject's bits and PSNR "
+        "against each other model at the same λ (negative Δ bpp: the subject spends fewer).",
+        "",
+        f"| kind | photo | reference used | stage-2 weight |{head}",
+        "|---|---|---|---|" + "---|---|" * len(others),
+    ]
+    used_by_kind: dict[str, list[float]] = {}
+    for photo in photos:
+        kind = kinds.get(photo, "all")
+        used = mean_of(me, photo, "ref_used")
+        used_by_kind.setdefault(kind, []).append(used)
+        cells = "".join(
+            f" {d_bpp:+.1f}% | {d_psnr:+.2f} |"
+            for d_bpp, d_psnr in (versus(c, photo) for c in others)
+        )
+        lines.append(
+            f"| {kind} | {photo} | {100 * used:.1f}% | "
+            f"{mean_of(me, photo, 'weight_stage2'):.3f} |{cells}"
+        )
+    metrics = {f"reference_used.{k}": float(np.mean(v)) for k, v in used_by_kind.items()}
+    summary = ", ".join(f"{k} {100 * v:.1f}%" for k, v in metrics.items())
+    return lines + ["", f"Reference used, mean by kind: {summary}.", ""], metrics
+
+
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+
+
 def markdown(
     curves: list[Curve],
     anchor: str,
@@ -424,6 +492,9 @@ def markdown(
     by_kind, kind_metrics = kind_section(curves, kinds or {}, anchor, subject)
     lines += by_kind
     metrics.update(kind_metrics)
+    usage, usage_metrics = reference_section(curves, kinds or {}, subject)
+    lines += usage
+    metrics.update(usage_metrics)
     off_curve = off_curve_points(curves)
     if off_curve:
         lines += (
