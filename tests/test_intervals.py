@@ -124,6 +124,7 @@ def test_the_report_shows_per_photo_how_the_reference_was_used():
     ]
     assert metrics["reference_used.clean"] == pytest.approx(0.15)
     assert metrics["reference_used.repeated"] == pytest.approx(0.0)
+    assert "Reference used, mean by kind: clean 15.0%, textured 30.0%, repeated 0.0%." in text
     # Minnen 2018 has no reference: no usage rows, no section.
     text, _ = markdown([noref], "jpeg", "grm-noref", 4, kinds=kinds)
     assert "global reference" not in text

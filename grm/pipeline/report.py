@@ -422,8 +422,9 @@ def reference_section(
             f"| {kind} | {photo} | {100 * used:.1f}% | "
             f"{mean_of(me, photo, 'weight_stage2'):.3f} |{cells}"
         )
-    metrics = {f"reference_used.{k}": float(np.mean(v)) for k, v in used_by_kind.items()}
-    summary = ", ".join(f"{k} {100 * v:.1f}%" for k, v in metrics.items())
+    means = {k: float(np.mean(v)) for k, v in used_by_kind.items()}
+    metrics = {f"reference_used.{k}": v for k, v in means.items()}
+    summary = ", ".join(f"{k} {100 * v:.1f}%" for k, v in means.items())
     return lines + ["", f"Reference used, mean by kind: {summary}.", ""], metrics
 
 
