@@ -132,6 +132,8 @@ def test_an_eval_source_gives_the_photos_and_their_kinds_and_never_trains_on_the
     assert sorted(p.stem for p in (tmp_path / "e2").glob("*.png")) == ["c2", "r1"]
     with pytest.raises(ValueError, match="not found in"):
         prepare(settings(src, eval_source="ev", eval_names=["t1"]), tmp_path, *_outs(tmp_path))
+    with pytest.raises(FileNotFoundError, match="eval_source: folder not found"):
+        prepare(settings(src, eval_source="nowhere"), tmp_path, *_outs(tmp_path))
     make_photos(tmp_path / "ev" / "clean", ["t3"])  # a training photo's name
     with pytest.raises(ValueError, match="also training photos: \\['t3'\\]"):
         prepare(settings(src, eval_source="ev"), tmp_path, *_outs(tmp_path))

@@ -102,6 +102,8 @@ def eval_sources(s: PrepareSettings, root: Path) -> dict[str, tuple[Path, str]]:
     if not s.eval_source:
         return {}
     folder = root / s.eval_source
+    if not folder.is_dir():
+        raise FileNotFoundError(f"prepare.eval_source: folder not found: {folder}")
     found = {
         key: (path, path.relative_to(folder).parts[0] if path.parent != folder else "all")
         for key, path in list_sources(s.eval_source, root)
