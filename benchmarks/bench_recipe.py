@@ -13,7 +13,7 @@ recipe above is the base, and each LAMBDA:STEPS fine-tunes from its last weights
 params.yaml fine-tune settings (lr ÷ 10 at half its steps) and is measured in turn.
 
 Needs prepared shards (`dvc repro prepare`). Photos: the evaluation set and, if present,
-.cache/unseen/textured (``benchmarks/bench_quality.py --fetch``). Rates and PSNR are the model's
+data/eval_photos/textured (``--unseen``: any folder). Rates and PSNR are the model's
 own estimate on the forward pass (the real coder writes within ~1% of it: see the
 evaluation JSONs' bpp_estimated), so a recipe is measured in seconds after training.
 """
@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_quality import JPEG_QUALITIES, centre_crop, colour_shift, pillow_ladder, psnr_at  # noqa: E402
+from bench_quality import JPEG_QUALITIES, colour_shift, pillow_ladder, psnr_at  # noqa: E402
+from grm.pipeline.prepare import centre_crop  # noqa: E402
 from grm.image_io import IMAGE_SUFFIXES, read_image, to_uint8  # noqa: E402
 from grm.model import GRM  # noqa: E402
 from grm.pipeline.metrics import psnr  # noqa: E402
@@ -90,7 +91,7 @@ def load_photos(folder: Path) -> list:
         if folder.is_dir()
         else []
     )
-    return [(p.stem, centre_crop(read_image(p)[0], 512, 512)) for p in files]
+    return [(p.stem, np.ascontiguousarray(centre_crop(read_image(p)[0], 512))) for p in files]
 
 
 def training_photos(shards: str) -> list:
@@ -99,7 +100,7 @@ def training_photos(shards: str) -> list:
     from grm.pipeline.shards import read_images, resolve_shards
 
     images = read_images(resolve_shards(shards, "train"))
-    return [(k, centre_crop(img.copy(), 512, 512)) for k, img in images]  # writable: torch
+    return [(k, np.ascontiguousarray(centre_crop(img, 512))) for k, img in images]  # torch
 
 
 def main() -> None:
@@ -116,7 +117,7 @@ def main() -> None:
     ap.add_argument("--arch", default="grm")
     ap.add_argument("--init-from", default="", help="start from these weights (a fine-tune)")
     ap.add_argument("--shards", default=str(ROOT / "data/shards"))
-    ap.add_argument("--unseen", type=Path, default=ROOT / ".cache/unseen/textured")
+    ap.add_argument("--unseen", type=Path, default=ROOT / "data/eval_photos/textured")
     ap.add_argument(
         "--ladder",
         nargs="*",
