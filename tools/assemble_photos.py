@@ -17,7 +17,6 @@ Debian's mate-backgrounds is held back for independent checks: never used.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools.debian import copyright_licences, licence_of, rcc_files, unpack  # noqa: E402
+from tools.manifest import write_manifest  # noqa: E402
 
 OUT = ROOT / "data" / "photos"
 MAX_SIDE = 640
@@ -124,14 +124,8 @@ def main() -> None:
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         rows = gcompris(Path(tmp) / "g") + plasma(Path(tmp) / "p")
-    names = [r["file"] for r in rows]
-    assert len(names) == len(set(names)), "two photos share a name"
-    with open(OUT / "MANIFEST.tsv", "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: r["file"]))
-    size = sum((OUT / n).stat().st_size for n in names)
-    print(f"{len(rows)} photos, {size / 2**20:.1f} MiB, in {OUT}")
+    size = write_manifest(OUT, rows, FIELDS)
+    print(f"{len(rows)} photos, {size:.1f} MiB, in {OUT}")
 
 
 if __name__ == "__main__":
