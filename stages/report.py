@@ -41,7 +41,7 @@ def comparison_figures(
     from grm.image_io import read_image
     from grm.pipeline.classic import get_codec
     from grm.pipeline.compare import Panel, nearest, render
-    from grm.pipeline.eval_set import eval_images
+    from grm.pipeline.report import photos_by_kind
 
     rates = list(params["rates"])
     learned = {
@@ -54,12 +54,8 @@ def comparison_figures(
     }
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
-    first = {}
-    for key in sorted(kinds):
-        first.setdefault(kinds[key], key)
-    for key, original in eval_images(ROOT / paths.EVAL_IMAGES):
-        if key not in first.values():
-            continue
+    for key in sorted(photos[0] for photos in photos_by_kind(sorted(kinds), kinds).values()):
+        original = read_image(ROOT / paths.EVAL_IMAGES / f"{key}.png")[0]
         subject_rows = _image_rows(
             learned.get(subject) or next(iter(learned.values())), lambda r: r["rate_point"], key
         )

@@ -311,18 +311,25 @@ def off_curve_points(curves: list[Curve]) -> list[str]:
 KIND_ORDER = ("clean", "textured", "repeated")  # data/eval_photos' kinds; others follow
 
 
-def kind_section(
-    curves: list[Curve], kinds: dict[str, str], anchor: str, subject: str
-) -> tuple[list[str], dict]:
-    """BD-rate (PSNR) of the subject and its peers per kind of photo, each with its interval
-    over that kind's photos alone: where a difference holds and where it does not."""
-    from .intervals import bd_rate_intervals, fmt_interval, restricted, shared_photos
-
+def photos_by_kind(photos: list[str], kinds: dict[str, str]) -> dict[str, list[str]]:
+    """kind → its photos (in the given order), the kinds in KIND_ORDER, then by name; a photo
+    without a kind is of kind "all"."""
     found: dict[str, list[str]] = {}
-    for photo in shared_photos(curves):
+    for photo in photos:
         found.setdefault(kinds.get(photo, "all"), []).append(photo)
     order = [k for k in KIND_ORDER if k in found] + sorted(set(found) - set(KIND_ORDER))
-    groups = {k: found[k] for k in order}
+    return {k: found[k] for k in order}
+
+
+def kind_section(
+    curves: list[Curve], kinds: dict[str, str], anchor: str, subject: str, overall: dict
+) -> tuple[list[str], dict]:
+    """BD-rate (PSNR) of the subject and its peers per kind of photo, each with its interval
+    over that kind's photos alone: where a difference holds and where it does not.
+    ``overall``: (test, ref) → (BD-rate, interval) on all the photos, already computed."""
+    from .intervals import bd_rate_intervals, fmt_interval, restricted, shared_photos
+
+    groups = photos_by_kind(shared_photos(curves), kinds)
     by_name = {c.name: c for c in curves}
     pairs = [
         (test, ref)
@@ -332,14 +339,23 @@ def kind_section(
     if len(groups) < 2 or not pairs:
         return [], {}
     groups["all"] = sorted(p for photos in groups.values() for p in photos)
+    used = {name for pair in pairs for name in pair}
     cells: dict = {}
     metrics: dict = {}
     for kind, photos in groups.items():
-        mine = {n: restricted(c, photos) for n, c in by_name.items() if any(n in p for p in pairs)}
-        ci = bd_rate_intervals(pairs, mine, metrics=("psnr",)) if len(photos) >= 2 else {}
-        for test, ref in pairs:
-            v, _ = bd_rate(mine[ref], mine[test], "psnr")
-            interval = ci.get((test, ref, "psnr"))
+        if kind == "all":
+            found = {pair: overall[pair] for pair in pairs}
+        else:
+            mine = {n: restricted(by_name[n], photos) for n in used}
+            ci = bd_rate_intervals(pairs, mine, metrics=("psnr",)) if len(photos) >= 2 else {}
+            found = {
+                (test, ref): (
+                    bd_rate(mine[ref], mine[test], "psnr")[0],
+                    ci.get((test, ref, "psnr")),
+                )
+                for test, ref in pairs
+            }
+        for (test, ref), (v, interval) in found.items():
             cells[(test, ref, kind)] = "n/a" if v is None else f"{v:+.1f}% {fmt_interval(interval)}"
             key = f"bd_rate_kind.psnr.{kind}.{test}_vs_{ref}"
             metrics[key] = v
@@ -375,11 +391,9 @@ def reference_section(
     if not rows or not all("ref_used" in r for r in rows):
         return [], {}
     others = [c for c in curves if c.kind in ("peer", "ablation", "seed")]
-    photos = sorted(
-        set.intersection(*(set(p.get("photos", {})) for c in [me, *others] for p in c.points)),
-        key=lambda k: (_kind_rank(kinds.get(k, "all")), k),
-    )
-    if not photos:
+    shared = set.intersection(*(set(p.get("photos", {})) for c in [me, *others] for p in c.points))
+    groups = photos_by_kind(sorted(shared), kinds)
+    if not groups:
         return [], {}
 
     def mean_of(curve: Curve, photo: str, key: str) -> float:
@@ -409,27 +423,22 @@ def reference_section(
         f"| kind | photo | reference used | stage-2 weight |{head}",
         "|---|---|---|---|" + "---|---|" * len(others),
     ]
-    used_by_kind: dict[str, list[float]] = {}
-    for photo in photos:
-        kind = kinds.get(photo, "all")
-        used = mean_of(me, photo, "ref_used")
-        used_by_kind.setdefault(kind, []).append(used)
-        cells = "".join(
-            f" {d_bpp:+.1f}% | {d_psnr:+.2f} |"
-            for d_bpp, d_psnr in (versus(c, photo) for c in others)
-        )
-        lines.append(
-            f"| {kind} | {photo} | {100 * used:.1f}% | "
-            f"{mean_of(me, photo, 'weight_stage2'):.3f} |{cells}"
-        )
-    means = {k: float(np.mean(v)) for k, v in used_by_kind.items()}
+    means = {}
+    for kind, photos in groups.items():
+        used = [mean_of(me, photo, "ref_used") for photo in photos]
+        means[kind] = float(np.mean(used))
+        for photo, share in zip(photos, used):
+            cells = "".join(
+                f" {d_bpp:+.1f}% | {d_psnr:+.2f} |"
+                for d_bpp, d_psnr in (versus(c, photo) for c in others)
+            )
+            lines.append(
+                f"| {kind} | {photo} | {100 * share:.1f}% | "
+                f"{mean_of(me, photo, 'weight_stage2'):.3f} |{cells}"
+            )
     metrics = {f"reference_used.{k}": v for k, v in means.items()}
     summary = ", ".join(f"{k} {100 * v:.1f}%" for k, v in means.items())
     return lines + ["", f"Reference used, mean by kind: {summary}.", ""], metrics
-
-
-def _kind_rank(kind: str) -> int:
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 def markdown(
@@ -490,7 +499,8 @@ def markdown(
         if c.kind != "classic":
             lines += _points_table(c)
     lines += _bd_rate_section(by_name, pairs, bd, anchor, ci, photos)
-    by_kind, kind_metrics = kind_section(curves, kinds or {}, anchor, subject)
+    overall = {(t, r): (v, ci.get((t, r, m))) for (t, r, m), (v, _) in bd.items() if m == "psnr"}
+    by_kind, kind_metrics = kind_section(curves, kinds or {}, anchor, subject, overall)
     lines += by_kind
     metrics.update(kind_metrics)
     usage, usage_metrics = reference_section(curves, kinds or {}, subject)
