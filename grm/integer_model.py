@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 
-from . import integer_ops
 from .integer_ops import ACT_LIMIT, FRAC, QLayer, conv2d, conv_transpose2d, linear, requantise
 from .integer_tables import TABLE_NAMES, Tables, build_tables
 from .strides import STRIDE, Y_STRIDE
@@ -71,7 +70,6 @@ class IntegerEntropyModel:
                     stage,
                     torch.stack([layer.mult for layer in stage]),
                     torch.stack([layer.mult_neg for layer in stage]),
-                    any(layer.leaky for layer in stage),
                 )
             )
 
@@ -168,21 +166,26 @@ class IntegerEntropyModel:
         """ŷ at the reference's 3×3 causal taps (P, T·M) → φ_ref (P, 2M)."""
         return linear(taps.double(), self.layers["ref"])
 
-    def stages(self, phi_loc: torch.Tensor, phi_ref: torch.Tensor, psi: torch.Tensor):
-        """The three parameter networks → (logits, means, σ indices), each (3, P, M) int.
+    def stages(
+        self,
+        phi_loc: torch.Tensor,
+        phi_ref: torch.Tensor | None = None,
+        psi: torch.Tensor | None = None,
+        nets: tuple[int, ...] = (0, 1, 2),
+    ):
+        """The parameter networks ``nets`` (0: stage 1 …) → (logits, means, σ indices),
+        each (len(nets), P, M) int.
 
-        Stage k reads the first 2M·k columns of [φ_loc, φ_ref, ψ]."""
-        x = torch.cat([phi_loc, phi_ref, psi], 1)  # P, 6M (float64)
-        inputs = [x[:, : 2 * self.M * k] for k in (1, 2, 3)]
-        for stage, mult, neg, leaky in self._stacked:
-            acc = torch.stack(
-                [
-                    integer_ops.matmul(inp, layer.weight.t(), layer.bias)
-                    for inp, layer in zip(inputs, stage)
-                ],
-                1,
-            )
-            x = requantise(acc, mult, neg, leaky)  # P, 3, width
+        Stage k reads the first 2M·k columns of [φ_loc, φ_ref, ψ], so stage 1 needs φ_loc
+        only: the encoder evaluates it before the reference search, which needs it."""
+        x = torch.cat([t for t in (phi_loc, phi_ref, psi) if t is not None], 1)  # float64
+        inputs = [x[:, : 2 * self.M * (k + 1)] for k in nets]
+        pick = list(nets)
+        for stage, mult, neg in self._stacked:
+            layers = [stage[k] for k in pick]
+            acc = torch.stack([layer.product(inp) for inp, layer in zip(inputs, layers)], 1)
+            leaky = any(layer.leaky for layer in layers)
+            x = requantise(acc, mult[pick], neg[pick], leaky)  # P, len(nets), width
             inputs = x.unbind(1)
         logits, means, log_scales = x.transpose(0, 1).long().split(self.M, -1)
         return logits, means, self.tables.scale_index(log_scales)

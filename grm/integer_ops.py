@@ -5,6 +5,12 @@ proved to stay below 2^53 (Σ|w|·max|input| + |bias|), so every partial sum is 
 matrix product gives the same integer in any summation order: any thread count, BLAS,
 oneDNN or CUDA kernel. Requantisation is one correctly rounded IEEE multiply and a
 round-half-even, which every IEEE-754 machine performs identically.
+
+On a CPU the layers' products run in int8 instead (``product``): weights and inputs are
+cut into base-256 digits, each digit product is an int8 matrix product with int32 sums
+(exact: at most 2^14 per term and fewer than 2^17 terms) and the digits are put back
+together in int64. Same integers, a quarter of the bytes read per weight: the decoder's
+sequential groups are limited by reading the weights, not by arithmetic.
 """
 
 from __future__ import annotations
@@ -20,10 +26,60 @@ EXACT = float(1 << 53)
 SLOPE = 0.01  # nn.LeakyReLU's default negative slope
 
 
+INT8 = hasattr(torch, "_int_mm")  # the int8 products (tests turn them off to compare)
+INT8_TERMS = 1 << 17  # int32 sums of int8 digit products are exact below this many terms
+
+
 def matmul(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
-    """a @ b (+ add): the one place where sums are formed (tests swap in another
+    """a @ b (+ add) in float64: the reference way sums are formed (tests swap in another
     summation order)."""
     return torch.matmul(a, b) if add is None else torch.addmm(add, a, b)
+
+
+def _digit(r: torch.Tensor) -> torch.Tensor:
+    """The lowest balanced base-256 digit of int64 integers, in [-128, 127]."""
+    return ((r + 128) & 255) - 128
+
+
+SHIFT = 128  # two int8 digits hold [-32896, 32639]: weights are stored less 128
+
+
+@dataclass(frozen=True)
+class Int8Weights:
+    """A layer's integer weights (out, in) less ``SHIFT``, as their two int8 digits side
+    by side, (in, 2·out), the layout ``torch._int_mm`` takes."""
+
+    digits: torch.Tensor  # (in, 2·out) int8: low digits, then high digits
+    bias: torch.Tensor  # int64
+
+    @classmethod
+    def of(cls, weight: torch.Tensor, bias: torch.Tensor) -> "Int8Weights | None":
+        """None where int8 digits cannot compute the product exactly."""
+        w = weight.long() - SHIFT
+        lo = _digit(w)
+        hi = (w - lo) >> 8
+        if w.shape[1] >= INT8_TERMS or int(hi.min()) < -128 or int(hi.max()) > 127:
+            return None
+        return cls(torch.cat([lo, hi]).t().to(torch.int8).contiguous(), bias.long())
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        """(P, in) integers (float64) → x @ wᵀ + bias, exactly, as float64."""
+        p, out = x.shape[0], self.bias.shape[0]
+        xi = x.long()
+        digits, r = [], xi
+        while True:  # as many digits as the largest input needs (ŷ: often one)
+            d = _digit(r)
+            digits.append(d)
+            r = (r - d) >> 8
+            if not bool(r.any()):
+                break
+        n = len(digits)
+        parts = torch._int_mm(torch.cat(digits).to(torch.int8), self.digits)
+        scale = 1 << (8 * torch.arange(n + 1, device=x.device))  # 256^(i + j)
+        weights = torch.stack([scale[:n], scale[1:]], 1).view(n, 1, 2, 1)
+        acc = (parts.view(n, p, 2, out).long() * weights).sum((0, 2))
+        acc += self.bias + SHIFT * xi.sum(1, keepdim=True)
+        return acc.double()
 
 
 @dataclass
@@ -40,6 +96,25 @@ class QLayer:
     mult: torch.Tensor
     mult_neg: torch.Tensor
     leaky: bool = field(init=False)
+    _cache: dict = field(init=False, default_factory=dict, repr=False)
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        """(P, in) integers → x @ weightᵀ + bias (accumulator units), exact: in int8
+        digits on a CPU (see the module's docstring), else one float64 product."""
+        if INT8 and x.device.type == "cpu":
+            if "int8" not in self._cache:
+                self._cache["int8"] = Int8Weights.of(self.weight, self.bias)
+            if self._cache["int8"] is not None:
+                return self._cache["int8"].product(x)
+        return matmul(x, self.weight.t(), self.bias)
+
+    def tap(self, ky: int, kx: int) -> "QLayer":
+        """A convolution's tap (ky, kx) as a linear layer without bias."""
+        key = ("tap", ky, kx)
+        if key not in self._cache:
+            w = self.weight[:, :, ky, kx]
+            self._cache[key] = QLayer(w, w.new_zeros(w.shape[0]), self.mult, self.mult_neg)
+        return self._cache[key]
 
     def __post_init__(self):
         if bool((self.mult_neg > self.mult).any()):
@@ -115,7 +190,7 @@ def requantise(
 
 def linear(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     """(P, in) integers → (P, out) integers."""
-    return layer.requantise(matmul(x, layer.weight.t(), layer.bias), -1)
+    return layer.requantise(layer.product(x), -1)
 
 
 BAND = 16  # input rows per step of a convolution: memory does not grow with the image
@@ -153,13 +228,13 @@ def _conv2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     k = layer.weight.shape[-1]
     p = k // 2
     xp = torch.nn.functional.pad(x, (p, p, p, p))
-    acc = layer.bias.view(-1, 1).expand(-1, h * w).clone()
+    acc = layer.bias.view(1, -1).expand(h * w, -1).clone()  # positions, channels
     for ky in range(k):
         for kx in range(k):
-            acc += matmul(
-                layer.weight[:, :, ky, kx], xp[:, ky : ky + h, kx : kx + w].reshape(c, -1).double()
+            acc += layer.tap(ky, kx).product(
+                xp[:, ky : ky + h, kx : kx + w].reshape(c, -1).t().double()
             )
-    return layer.requantise(acc, 0).view(-1, h, w).float()
+    return layer.requantise(acc, -1).t().reshape(-1, h, w).float()
 
 
 def _conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
@@ -169,10 +244,10 @@ def _conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
     out = torch.zeros(
         layer.weight.shape[0], 2 * h + k - 1, 2 * w + k - 1, dtype=torch.float64, device=x.device
     )
-    flat = x.reshape(c, -1).double()
+    rows = x.reshape(c, -1).t().double()
     for ky in range(k):
         for kx in range(k):
-            part = matmul(layer.weight[:, :, ky, kx], flat).view(-1, h, w)
+            part = layer.tap(ky, kx).product(rows).t().reshape(-1, h, w)
             out[:, ky : ky + 2 * h : 2, kx : kx + 2 * w : 2] += part
     acc = out[:, p : p + 2 * h, p : p + 2 * w] + layer.bias.view(-1, 1, 1)
     return layer.requantise(acc, 0).float()
@@ -180,7 +255,7 @@ def _conv_transpose2d(x: torch.Tensor, layer: QLayer) -> torch.Tensor:
 
 def conv2d(x: torch.Tensor, layer: QLayer, as_rows: bool = False) -> torch.Tensor:
     """Stride-1 'same' convolution of (C, H, W) integers (float32 storage, exact below
-    2^24): one float64 matrix product per tap."""
+    2^24): one exact matrix product per tap."""
     return _in_bands(_conv2d, x, layer, 1, as_rows)
 
 

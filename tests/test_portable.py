@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import grm.integer_ops as integer_ops
-from grm import container
+from grm import container, latent_coder
 from grm.codec import decode_bytes, encode_array
 from grm.integer_model import IntegerEntropyModel
 from grm.integer_tables import Tables
@@ -80,10 +80,29 @@ def test_second_summation_order_gives_identical_tables(model_file, photos, monke
     monkeypatch.setattr(Tables, "coding_tables", record)
     enc = encode_array(model_file, photos[0])
     first, digest = digest, hashlib.sha256()
+    # encoded with int8 digit products (on a CPU), decoded with float64 ones
+    monkeypatch.setattr(integer_ops, "INT8", False)
     monkeypatch.setattr(integer_ops, "matmul", _reversed_numpy_matmul)
     _, y = decode_bytes(model_file, enc.data)
     assert torch.equal(y, enc.y_symbols)
     assert first.hexdigest() == digest.hexdigest()
+
+
+@pytest.mark.skipif(not integer_ops.INT8, reason="this torch has no int8 matrix product")
+def test_int8_digit_products_equal_float64_ones():
+    """At the extremes the format allows: 16-bit weights (both ends), inputs up to the
+    activation limit and as small as ŷ's, one row and many."""
+    torch.manual_seed(0)
+    for k, n, limit in ((4608, 40, 1 << 15), (2304, 33, integer_ops.ACT_LIMIT), (7, 3, 1)):
+        w = torch.randint(-32768, 32768, (n, k)).double()
+        w[0, :3] = torch.tensor([32767.0, -32768.0, 32640.0])[: min(3, k)]
+        bias = torch.randint(-(1 << 40), 1 << 40, (n,)).double()
+        layer = integer_ops.QLayer(w, bias, torch.ones(n), torch.ones(n))
+        for rows in (1, 11, 300):
+            x = torch.randint(-limit, limit + 1, (rows, k)).double()
+            x[0, 0] = -limit
+            expected = integer_ops.matmul(x, w.t(), bias)
+            assert torch.equal(layer.product(x), expected), (k, rows)
 
 
 def test_model_file_carries_the_integer_model(model_file):
@@ -231,3 +250,16 @@ def test_leaky_requantisation_takes_the_multiplier_of_the_sign():
     assert torch.equal(layer.requantise(acc.clone(), -1), expected)
     with pytest.raises(ValueError, match="negative-side multiplier"):
         integer_ops.QLayer(layer.weight, layer.bias, layer.mult_neg, layer.mult)
+
+
+def test_encoder_batches_code_the_bytes_of_one_group_at_a_time(trained, photos, monkeypatch):
+    """The encoder evaluates the model for many groups at once (each reading only earlier
+    groups); the bytes must be those of evaluating one group at a time, the decoder's way,
+    with batches that end inside and at the ends of wavefronts alike."""
+    assert trained.model.config.reference == "on"
+    enc = encode_array(trained, photos[1])
+    y = enc.y_symbols
+    assert int((y != 0).sum()) > y.numel() // 10  # the reference search has things to match
+    for chunk in (1, 5, 64):
+        monkeypatch.setattr(latent_coder, "CHUNK", chunk)
+        assert encode_array(trained, photos[1]).data == enc.data, chunk
