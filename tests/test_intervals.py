@@ -108,6 +108,41 @@ def test_per_kind_intervals_show_where_a_difference_holds():
     assert "By kind" not in text
 
 
+def test_a_seed_twin_widens_the_bd_rate_intervals_and_the_verdict_reads_them():
+    # grm saves ~1.5 dB on the repeated photos only; its seed twin lies ~0.3 dB away on
+    # every photo. With the twin, every interval of grm against another learned model
+    # widens by |BD-rate grm vs twin| on that kind, and the verdict (first in the report)
+    # says where the saving holds.
+    shift = np.array([0.0] * 8 + [1.5] * 4)
+    noise = np.random.default_rng(3).normal(0, 0.1, 12)
+    curves = [
+        photo_curve("grm", "grm", 1.0, shift),
+        photo_curve("grm-noref", "ablation", 1.0, noise),
+        photo_curve("jpeg", "classic", 1.6, -1.0),
+    ]
+    kinds = {
+        f"p{i}": ("clean" if i < 4 else "textured" if i < 8 else "repeated") for i in range(12)
+    }
+    alone, before = markdown(curves, "jpeg", "grm", 12, kinds=kinds)
+    twin = photo_curve("grm-seed1", "seed", 1.0, shift - 0.3)
+    text, after = markdown([*curves, twin], "jpeg", "grm", 12, kinds=kinds)
+    for kind in ("clean", "repeated", "all"):
+        key = f"bd_rate_kind.psnr.{kind}.grm_vs_grm-noref"
+        by = abs(after[f"bd_rate_kind.psnr.{kind}.grm_vs_grm-seed1"])
+        assert by > 1.0
+        assert after[key + ".lo"] == pytest.approx(before[key + ".lo"] - by)
+        assert after[key + ".hi"] == pytest.approx(before[key + ".hi"] + by)
+    assert after["bd_rate_ci.psnr.grm_vs_grm-noref.lo"] == pytest.approx(
+        before["bd_rate_ci.psnr.grm_vs_grm-noref.lo"] - abs(after["bd_rate.psnr.grm_vs_grm-seed1"])
+    )
+    assert text.index("## Verdict") < text.index("## BD-rate") and "## Verdict" in alone
+    verdict = text.split("## Verdict")[1].split("##")[0]
+    assert "seed noise is not in this run" in alone and "two seeds" in verdict
+    line = next(x for x in verdict.splitlines() if x.startswith("- vs GRM-NOREF"))
+    assert "**beyond noise, fewer bits**" in line.split("repeated: ")[1]
+    assert line.split("clean: ")[1].split(";")[0].endswith("within noise")
+
+
 def test_the_report_shows_per_photo_how_the_reference_was_used():
     grm = photo_curve("grm", "grm", 0.9, 0.0, photos=4)
     for p in grm.points:

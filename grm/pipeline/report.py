@@ -285,16 +285,32 @@ def point_metrics(curves: list[Curve]) -> dict:
 
 def bd_rate_pairs(curves: list[Curve], anchor: str, subject: str) -> list[tuple[str, str]]:
     """(test, reference): every codec against the anchor, then the subject against each learned
-    model."""
+    model (a seed twin included: that BD-rate is what chance alone moves)."""
     names = {c.name for c in curves}
     pairs = [(c.name, anchor) for c in curves if c.name != anchor] if anchor in names else []
     if subject in names:
         pairs += [
             (subject, c.name)
             for c in curves
-            if c.kind in ("peer", "ablation") and c.name != subject
+            if c.kind in ("peer", "ablation", "seed") and c.name != subject
         ]
     return pairs
+
+
+def widen_by_seed(found: dict, subject: str, twins: list[str]) -> dict:
+    """(test, ref, part) → (BD-rate, interval), part a metric or a kind: the subject's
+    comparisons with the other learned models get their interval widened on both sides
+    by the largest |BD-rate| between the subject and a seed twin on the same part, the
+    distance chance alone puts between two trainings of one model."""
+    out = dict(found)
+    for (test, ref, part), (v, interval) in found.items():
+        if test != subject or ref in twins:
+            continue
+        spread = [found.get((subject, t, part), (None, None))[0] for t in twins]
+        spread = [abs(x) for x in spread if x is not None]
+        if spread and interval is not None:
+            out[(test, ref, part)] = (v, (interval[0] - max(spread), interval[1] + max(spread)))
+    return out
 
 
 def off_curve_points(curves: list[Curve]) -> list[str]:
@@ -323,11 +339,13 @@ def photos_by_kind(photos: list[str], kinds: dict[str, str]) -> dict[str, list[s
 
 def kind_section(
     curves: list[Curve], kinds: dict[str, str], anchor: str, subject: str, overall: dict
-) -> tuple[list[str], dict]:
+) -> tuple[list[str], dict, dict]:
     """BD-rate (PSNR) of the subject and its peers per kind of photo, each with its interval
-    over that kind's photos alone: where a difference holds and where it does not.
-    ``overall``: (test, ref) → (BD-rate, interval) on all the photos, already computed."""
-    from .intervals import bd_rate_intervals, fmt_interval, restricted, shared_photos
+    over that kind's photos alone (widened by the seed spread of that kind): where a
+    difference holds and where it does not. ``overall``: (test, ref) → (BD-rate, interval)
+    on all the photos, already computed. Also returns (test, ref, kind) → (BD-rate,
+    interval), kind "all" for all the photos."""
+    from .intervals import bd_rate_intervals, restricted, shared_photos
 
     groups = photos_by_kind(shared_photos(curves), kinds)
     by_name = {c.name: c for c in curves}
@@ -336,31 +354,28 @@ def kind_section(
         for test, ref in bd_rate_pairs(curves, anchor, subject)
         if subject in (test, ref) or by_name[test].kind == "peer"
     ]
+    results = {(test, ref, "all"): overall[(test, ref)] for test, ref in pairs}
     if len(groups) < 2 or not pairs:
-        return [], {}
-    groups["all"] = sorted(p for photos in groups.values() for p in photos)
+        return [], {}, results
     used = {name for pair in pairs for name in pair}
-    cells: dict = {}
-    metrics: dict = {}
+    found: dict = {}
     for kind, photos in groups.items():
-        if kind == "all":
-            found = {pair: overall[pair] for pair in pairs}
-        else:
-            mine = {n: restricted(by_name[n], photos) for n in used}
-            ci = bd_rate_intervals(pairs, mine, metrics=("psnr",)) if len(photos) >= 2 else {}
-            found = {
-                (test, ref): (
-                    bd_rate(mine[ref], mine[test], "psnr")[0],
-                    ci.get((test, ref, "psnr")),
-                )
-                for test, ref in pairs
-            }
-        for (test, ref), (v, interval) in found.items():
-            cells[(test, ref, kind)] = "n/a" if v is None else f"{v:+.1f}% {fmt_interval(interval)}"
-            key = f"bd_rate_kind.psnr.{kind}.{test}_vs_{ref}"
-            metrics[key] = v
-            for end, value in zip(("lo", "hi"), interval or ()):
-                metrics[f"{key}.{end}"] = value
+        mine = {n: restricted(by_name[n], photos) for n in used}
+        ci = bd_rate_intervals(pairs, mine, metrics=("psnr",)) if len(photos) >= 2 else {}
+        for test, ref in pairs:
+            found[(test, ref, kind)] = (
+                bd_rate(mine[ref], mine[test], "psnr")[0],
+                ci.get((test, ref, "psnr")),
+            )
+    twins = [c.name for c in curves if c.kind == "seed"]
+    results = {**widen_by_seed(found, subject, twins), **results}  # "all": widened already
+    groups["all"] = sorted(p for photos in groups.values() for p in photos)
+    metrics: dict = {}
+    for (test, ref, kind), (v, interval) in results.items():
+        key = f"bd_rate_kind.psnr.{kind}.{test}_vs_{ref}"
+        metrics[key] = v
+        for end, value in zip(("lo", "hi"), interval or ()):
+            metrics[f"{key}.{end}"] = value
     head = " | ".join(f"{k} ({len(p)})" for k, p in groups.items())
     lines = [
         "## By kind of photo",
@@ -374,9 +389,74 @@ def kind_section(
         "|---|---|" + "---|" * len(groups),
     ]
     for test, ref in pairs:
-        row = " | ".join(cells[(test, ref, k)] for k in groups)
+        row = " | ".join(_bd_cell(*results[(test, ref, k)]) for k in groups)
         lines.append(f"| {by_name[test].label} | {by_name[ref].label} | {row} |")
-    return lines + [""], metrics
+    return lines + [""], metrics, results
+
+
+def _bd_cell(v: float | None, interval) -> str:
+    from .intervals import fmt_interval
+
+    return "n/a" if v is None else f"{v:+.1f}% {fmt_interval(interval)}"
+
+
+def verdict_section(curves: list[Curve], subject: str, results: dict) -> list[str]:
+    """The answer the run exists for, first: the subject's BD-rate (PSNR) against every
+    other learned model, overall and per kind, each read off its interval."""
+    from .intervals import excludes_zero
+
+    by_name = {c.name: c for c in curves}
+    twins = [c.name for c in curves if c.kind == "seed"]
+    others = [c for c in curves if c.kind in ("peer", "ablation")]
+    kinds = list(dict.fromkeys(k for (t, _, k) in results if t == subject and k != "all"))
+    if subject not in by_name or not any((subject, c.name, "all") in results for c in others):
+        return []
+
+    def read(v, interval) -> str:
+        if v is None:
+            return "n/a"
+        side = excludes_zero(interval)
+        word = (
+            "noise not measured"
+            if side is None
+            else f"**beyond noise, {'fewer' if v < 0 else 'more'} bits**"
+            if side
+            else "within noise"
+        )
+        return f"{_bd_cell(v, interval)}, {word}"
+
+    me = by_name[subject]
+    lines = [
+        "## Verdict",
+        "",
+        f"BD-rate (PSNR) of {me.label} against each other learned model, negative: fewer bits "
+        "at equal PSNR. The 95% interval is over the photos (paired bootstrap)"
+        + (
+            ", widened on both sides by the BD-rate between two seeds of the subject on the "
+            "same photos ("
+            + "; ".join(
+                f"{'overall' if k == 'all' else k} {results[(subject, t, k)][0]:+.1f}%"
+                for t in twins
+                for k in ["all", *kinds]
+                if results.get((subject, t, k), (None,))[0] is not None
+            )
+            + ")"
+            if twins
+            else "; seed noise is not in this run (add a seed twin of the subject)"
+        )
+        + ".",
+        "",
+    ]
+    for other in others:
+        if (subject, other.name, "all") not in results:
+            continue
+        parts = [f"{read(*results[(subject, other.name, 'all')])} overall"] + [
+            f"{k}: {read(*results[(subject, other.name, k)])}"
+            for k in kinds
+            if (subject, other.name, k) in results
+        ]
+        lines.append(f"- vs {other.label}: " + "; ".join(parts) + ".")
+    return lines + [""]
 
 
 def reference_section(
@@ -464,7 +544,17 @@ def markdown(
     from .intervals import bd_rate_intervals, delta_intervals, shared_photos
 
     photos = len(shared_photos(curves))
-    ci = bd_rate_intervals(pairs, by_name)
+    twin_names = [c.name for c in curves if c.kind == "seed"]
+    widened = widen_by_seed(
+        {
+            key: (v, bd_ci)
+            for key, bd_ci in bd_rate_intervals(pairs, by_name).items()
+            for v in [bd[key][0]]
+        },
+        subject,
+        twin_names,
+    )
+    ci = {key: interval for key, (_, interval) in widened.items()}
     for (test, ref, metric), interval in ci.items():
         for end, v in zip(("lo", "hi"), interval or ()):
             metrics[f"bd_rate_ci.{metric}.{test}_vs_{ref}.{end}"] = v
@@ -498,9 +588,12 @@ def markdown(
     for c in curves:
         if c.kind != "classic":
             lines += _points_table(c)
-    lines += _bd_rate_section(by_name, pairs, bd, anchor, ci, photos)
+    lines += _bd_rate_section(by_name, pairs, bd, anchor, ci, photos, bool(twin_names))
     overall = {(t, r): (v, ci.get((t, r, m))) for (t, r, m), (v, _) in bd.items() if m == "psnr"}
-    by_kind, kind_metrics = kind_section(curves, kinds or {}, anchor, subject, overall)
+    by_kind, kind_metrics, results = kind_section(curves, kinds or {}, anchor, subject, overall)
+    verdict = verdict_section(curves, subject, results)
+    at = lines.index("![PSNR](rd_psnr.png)")
+    lines[at:at] = verdict
     lines += by_kind
     metrics.update(kind_metrics)
     usage, usage_metrics = reference_section(curves, kinds or {}, subject)
@@ -539,7 +632,7 @@ def _points_table(c: Curve) -> list[str]:
 
 
 def _bd_rate_section(
-    by_name: dict, pairs: list, bd: dict, anchor: str, ci: dict, photos: int
+    by_name: dict, pairs: list, bd: dict, anchor: str, ci: dict, photos: int, seeds: bool
 ) -> list[str]:
     from .intervals import LEVEL, RESAMPLES, fmt_interval
 
@@ -565,6 +658,12 @@ def _bd_rate_section(
             f"photos ({RESAMPLES:,} draws, the same photos for both codecs); a comparison whose "
             "interval holds 0 is within noise."
             + (" With so few photos the intervals are rough." if photos < 12 else "")
+            + (
+                " The subject's intervals against the other learned models are also widened "
+                "on both sides by its BD-rate against its seed twin (chance alone)."
+                if seeds
+                else ""
+            )
             if ci
             else ""
         ),
