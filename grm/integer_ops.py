@@ -10,7 +10,8 @@ On a CPU the layers' products run in int8 instead (``product``): weights and inp
 cut into base-256 digits, each digit product is an int8 matrix product with int32 sums
 (exact: at most 2^14 per term and fewer than 2^17 terms) and the digits are put back
 together in int64. Same integers, a quarter of the bytes read per weight: the decoder's
-sequential groups are limited by reading the weights, not by arithmetic.
+sequential groups are limited by reading the weights, not by arithmetic. Layers under
+``INT8_MIN_WEIGHTS`` weights stay in float64, faster while they sit in cache.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ SLOPE = 0.01  # nn.LeakyReLU's default negative slope
 
 INT8 = hasattr(torch, "_int_mm")  # the int8 products (tests turn them off to compare)
 INT8_TERMS = 1 << 17  # int32 sums of int8 digit products are exact below this many terms
+INT8_MIN_WEIGHTS = 1 << 19  # smaller layers stay in cache: float64 is faster there
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
@@ -51,6 +53,7 @@ class Int8Weights:
 
     digits: torch.Tensor  # (in, 2·out) int8: low digits, then high digits
     bias: torch.Tensor  # int64
+    row_sums: torch.Tensor  # Σ_in w, int64: what a constant added to every input adds
 
     @classmethod
     def of(cls, weight: torch.Tensor, bias: torch.Tensor) -> "Int8Weights | None":
@@ -60,25 +63,31 @@ class Int8Weights:
         hi = (w - lo) >> 8
         if w.shape[1] >= INT8_TERMS or int(hi.min()) < -128 or int(hi.max()) > 127:
             return None
-        return cls(torch.cat([lo, hi]).t().to(torch.int8).contiguous(), bias.long())
+        digits = torch.cat([lo, hi]).t().to(torch.int8).contiguous()
+        return cls(digits, bias.long(), weight.long().sum(1))
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
-        """(P, in) integers (float64) → x @ wᵀ + bias, exactly, as float64."""
+        """(P, in) integers (float64) → x @ wᵀ + bias, exactly, as float64.
+
+        x + 2^(8n−1) is a non-negative integer of n bytes b_i, so x = Σ (b_i − 128)·256^i
+        + c_n: the digits are bytes moved down by 128 (int8), c_n a constant whose product
+        with the weights is c_n · Σ_in w."""
         p, out = x.shape[0], self.bias.shape[0]
-        xi = x.long()
-        digits, r = [], xi
-        while True:  # as many digits as the largest input needs (ŷ: often one)
-            d = _digit(r)
-            digits.append(d)
-            r = (r - d) >> 8
-            if not bool(r.any()):
-                break
-        n = len(digits)
-        parts = torch._int_mm(torch.cat(digits).to(torch.int8), self.digits)
-        scale = 1 << (8 * torch.arange(n + 1, device=x.device))  # 256^(i + j)
-        weights = torch.stack([scale[:n], scale[1:]], 1).view(n, 1, 2, 1)
-        acc = (parts.view(n, p, 2, out).long() * weights).sum((0, 2))
-        acc += self.bias + SHIFT * xi.sum(1, keepdim=True)
+        n = 1
+        while float(x.abs().max()) >= 2.0 ** (8 * n - 1):  # ŷ: often one digit
+            n += 1
+        u = (x + 2.0 ** (8 * n - 1)).to(torch.int32 if n < 4 else torch.int64)
+        a = torch.empty((n, *x.shape), dtype=torch.uint8, device=x.device)
+        for i in range(n):
+            a[i] = (u >> (8 * i)) & 255
+        a = a.bitwise_xor_(128).view(torch.int8).view(n * p, -1)  # b − 128
+        parts = torch._int_mm(a, self.digits)  # (n·P, 2·out) int32
+        const = 128 * sum(256**i for i in range(n)) - 2 ** (8 * n - 1)
+        acc = (self.bias + const * (self.row_sums - SHIFT * x.shape[1])).expand(p, -1).clone()
+        acc += SHIFT * x.sum(1, keepdim=True).long()  # the weights were stored less SHIFT
+        for i in range(n):
+            rows = parts[i * p : (i + 1) * p]
+            acc.add_(rows[:, :out], alpha=256**i).add_(rows[:, out:], alpha=256 ** (i + 1))
         return acc.double()
 
 
@@ -101,7 +110,7 @@ class QLayer:
     def product(self, x: torch.Tensor) -> torch.Tensor:
         """(P, in) integers → x @ weightᵀ + bias (accumulator units), exact: in int8
         digits on a CPU (see the module's docstring), else one float64 product."""
-        if INT8 and x.device.type == "cpu":
+        if INT8 and x.device.type == "cpu" and self.weight.numel() >= INT8_MIN_WEIGHTS:
             if "int8" not in self._cache:
                 self._cache["int8"] = Int8Weights.of(self.weight, self.bias)
             if self._cache["int8"] is not None:

@@ -13,8 +13,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from grm import integer_ops
 from grm.integer_model import IntegerEntropyModel
 from grm.latent_coder import MAX_SYMBOL, decode_latents, encode_latents
 from grm.model import GRM
@@ -38,7 +40,12 @@ def _load():
     return config, tensors, y, z, streams
 
 
-def test_frozen_files_decode_and_reencode_to_the_same_bytes():
+@pytest.mark.parametrize("products", ["float64", "int8"])
+def test_frozen_files_decode_and_reencode_to_the_same_bytes(products, monkeypatch):
+    if products == "int8":  # what paper-width layers use on a CPU, here on every layer
+        if not integer_ops.INT8:
+            pytest.skip("this torch has no int8 matrix product")
+        monkeypatch.setattr(integer_ops, "INT8_MIN_WEIGHTS", 0)
     config, tensors, y, z, streams = _load()
     assert int(y.abs().max()) == MAX_SYMBOL and (y == 0).any()  # escapes and the common case
     for order in ORDERS:

@@ -78,6 +78,7 @@ def test_second_summation_order_gives_identical_tables(model_file, photos, monke
         return t
 
     monkeypatch.setattr(Tables, "coding_tables", record)
+    monkeypatch.setattr(integer_ops, "INT8_MIN_WEIGHTS", 0)  # every layer, small ones too
     enc = encode_array(model_file, photos[0])
     first, digest = digest, hashlib.sha256()
     # encoded with int8 digit products (on a CPU), decoded with float64 ones
@@ -89,9 +90,10 @@ def test_second_summation_order_gives_identical_tables(model_file, photos, monke
 
 
 @pytest.mark.skipif(not integer_ops.INT8, reason="this torch has no int8 matrix product")
-def test_int8_digit_products_equal_float64_ones():
+def test_int8_digit_products_equal_float64_ones(monkeypatch):
     """At the extremes the format allows: 16-bit weights (both ends), inputs up to the
     activation limit and as small as ŷ's, one row and many."""
+    monkeypatch.setattr(integer_ops, "INT8_MIN_WEIGHTS", 0)
     torch.manual_seed(0)
     for k, n, limit in ((4608, 40, 1 << 15), (2304, 33, integer_ops.ACT_LIMIT), (7, 3, 1)):
         w = torch.randint(-32768, 32768, (n, k)).double()
@@ -103,6 +105,7 @@ def test_int8_digit_products_equal_float64_ones():
             x[0, 0] = -limit
             expected = integer_ops.matmul(x, w.t(), bias)
             assert torch.equal(layer.product(x), expected), (k, rows)
+        assert layer._cache["int8"] is not None  # the int8 path did the products
 
 
 def test_model_file_carries_the_integer_model(model_file):
