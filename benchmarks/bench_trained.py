@@ -11,19 +11,10 @@ against the encoder's latents. Prints the mean per photo.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
-
-
-def best_of(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+from bench_codec import timed
 
 
 def main():
@@ -45,8 +36,8 @@ def main():
     enc_s = dec_s = 0.0
     for path in paths:
         arr, _ = read_image(path)
-        te, enc = best_of(lambda: encode_array(lm, arr), args.repeat)
-        td, (_, y) = best_of(lambda: decode_bytes(lm, enc.data), args.repeat)
+        te, enc = timed(lambda: encode_array(lm, arr), args.repeat)
+        td, (_, y) = timed(lambda: decode_bytes(lm, enc.data), args.repeat)
         if not torch.equal(y, enc.y_symbols):
             raise SystemExit(f"{path}: decoded latents differ from the encoder's")
         enc_s, dec_s = enc_s + te, dec_s + td

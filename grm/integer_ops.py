@@ -73,8 +73,8 @@ class Int8Weights:
         + c_n: the digits are bytes moved down by 128 (int8), c_n a constant whose product
         with the weights is c_n · Σ_in w."""
         p, out = x.shape[0], self.bias.shape[0]
-        n = 1
-        while float(x.abs().max()) >= 2.0 ** (8 * n - 1):  # ŷ: often one digit
+        n, largest = 1, float(x.abs().max())
+        while largest >= 2.0 ** (8 * n - 1):  # ŷ: often one digit
             n += 1
         u = (x + 2.0 ** (8 * n - 1)).to(torch.int32 if n < 4 else torch.int64)
         a = torch.empty((n, *x.shape), dtype=torch.uint8, device=x.device)

@@ -130,10 +130,11 @@ class _Pass:
         counts = torch.tensor(self.sizes, device=device)
         self.group_start = torch.repeat_interleave(counts.cumsum(0) - counts, counts)
         # Per decoded position: its descriptor and norm, and log U of its own symbols.
-        n = h * w
-        self.desc = torch.zeros(n, 4 * M, device=device)
-        self.norm = torch.zeros(n, dtype=torch.float64, device=device)
-        self.log_conf = torch.zeros(n, dtype=torch.int64, device=device)
+        if coder.reference:
+            n = h * w
+            self.desc = torch.zeros(n, 4 * M, device=device)
+            self.norm = torch.zeros(n, dtype=torch.float64, device=device)
+            self.log_conf = torch.zeros(n, dtype=torch.int64, device=device)
         self.no_ref = torch.zeros(1, 2 * M, dtype=torch.float64, device=device)
         sim_min = torch.tensor([SIM_MIN], dtype=torch.float64, device=device)
         self.first_bias = 2 * self.tables.log(sim_min)

@@ -546,11 +546,7 @@ def markdown(
     photos = len(shared_photos(curves))
     twin_names = [c.name for c in curves if c.kind == "seed"]
     widened = widen_by_seed(
-        {
-            key: (v, bd_ci)
-            for key, bd_ci in bd_rate_intervals(pairs, by_name).items()
-            for v in [bd[key][0]]
-        },
+        {key: (bd[key][0], bd_ci) for key, bd_ci in bd_rate_intervals(pairs, by_name).items()},
         subject,
         twin_names,
     )
