@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 
 import torch
-from bench_codec import timed
 
 
 def main():
@@ -25,6 +24,7 @@ def main():
     ap.add_argument("--photos", default="data/eval_photos")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
+    from bench_codec import timed
     from grm.codec import decode_bytes, encode_array
     from grm.image_io import read_image
     from grm.model_file import load_model
