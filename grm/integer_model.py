@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import torch
 
-from .integer_ops import ACT_LIMIT, FRAC, QLayer, conv2d, conv_transpose2d, linear, requantise
+from .integer_ops import (
+    ACT_LIMIT,
+    FRAC,
+    WEIGHT_MAX,
+    QLayer,
+    conv2d,
+    conv_transpose2d,
+    linear,
+    requantise,
+)
 from .integer_tables import TABLE_NAMES, Tables, build_tables
 from .strides import STRIDE, Y_STRIDE
 
@@ -87,8 +96,10 @@ class IntegerEntropyModel:
 
     # -- export and storage ------------------------------------------------------------
     @classmethod
-    def export(cls, model) -> "IntegerEntropyModel":
-        """Quantise a trained GRM's entropy path and build the lookup tables."""
+    def export(cls, model, weight_max: int = WEIGHT_MAX) -> "IntegerEntropyModel":
+        """Quantise a trained GRM's entropy path and build the lookup tables (weights in
+        ±``weight_max``: 8-bit by default, one int8 digit; ``bench_weight_bits.py`` measures
+        what 16-bit ones would save)."""
         layers = {}
         hs = _net_convs(model.h_s)
         for i, conv in enumerate(hs):
@@ -97,15 +108,22 @@ class IntegerEntropyModel:
                 if isinstance(conv, torch.nn.ConvTranspose2d)
                 else conv.weight
             )
-            layers[f"hs{i}"] = QLayer.quantise(w, conv.bias, FRAC, ACT_LIMIT, leaky=i < len(hs) - 1)
+            layers[f"hs{i}"] = QLayer.quantise(
+                w, conv.bias, FRAC, ACT_LIMIT, i < len(hs) - 1, weight_max
+            )
         for name, masked in (("ctx", model.context), ("ref", model.ref_conv)):
             w, _ = masked.causal_taps()
-            layers[name] = QLayer.quantise(w, masked.bias, 0, MAX_SYMBOL, leaky=False)
+            layers[name] = QLayer.quantise(w, masked.bias, 0, MAX_SYMBOL, False, weight_max)
         for k, net in enumerate((model.stage1, model.stage2, model.stage3), 1):
             convs = _net_convs(net)
             for i, conv in enumerate(convs):
                 layers[f"s{k}.{i}"] = QLayer.quantise(
-                    conv.weight.flatten(1), conv.bias, FRAC, ACT_LIMIT, leaky=i < len(convs) - 1
+                    conv.weight.flatten(1),
+                    conv.bias,
+                    FRAC,
+                    ACT_LIMIT,
+                    i < len(convs) - 1,
+                    weight_max,
                 )
         return cls(layers, Tables(build_tables()), Layout.of(model))
 

@@ -36,13 +36,14 @@ def tiled(
     size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """fn over x in tiles: x has ``in_per_latent`` samples per latent position along each
-    axis, fn's output ``out_per_latent``; images of at most one tile run in one piece.
+    axis, fn's output ``out_per_latent``; images of at most 1.5 tiles' area run in one
+    piece (768×512 at the default tile: margins would add 17% to its synthesis).
     ``size`` keeps only the top-left (height, width) of the output, written in place (no
     full-size copy to crop the padding away)."""
     h, w = x.shape[-2] // in_per_latent, x.shape[-1] // in_per_latent
     o = out_per_latent
     H, W = size or (h * o, w * o)
-    if h <= tile and w <= tile:
+    if h * w <= tile * tile * 3 // 2:
         return fn(x)[..., :H, :W]
     out = None
     i = in_per_latent

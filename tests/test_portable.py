@@ -90,14 +90,18 @@ def test_second_summation_order_gives_identical_tables(model_file, photos, monke
 
 
 @pytest.mark.skipif(not integer_ops.INT8, reason="this torch has no int8 matrix product")
-def test_int8_digit_products_equal_float64_ones(monkeypatch):
-    """At the extremes the format allows: 16-bit weights (both ends), inputs up to the
+@pytest.mark.parametrize("bits", [16, 8])
+def test_int8_digit_products_equal_float64_ones(bits, monkeypatch):
+    """At the extremes the format allows: 16-bit weights (files exported before 8-bit
+    ones; two digits) and 8-bit weights (one digit), both ends; inputs up to the
     activation limit and as small as ŷ's, one row and many."""
     monkeypatch.setattr(integer_ops, "INT8_MIN_WEIGHTS", 0)
     torch.manual_seed(0)
+    top = (1 << (bits - 1)) - 1  # the int16 the file stores reaches −2^15; export ±WEIGHT_MAX
+    low = -top - 1 if bits == 16 else -integer_ops.WEIGHT_MAX
     for k, n, limit in ((4608, 40, 1 << 15), (2304, 33, integer_ops.ACT_LIMIT), (7, 3, 1)):
-        w = torch.randint(-32768, 32768, (n, k)).double()
-        w[0, :3] = torch.tensor([32767.0, -32768.0, 32640.0])[: min(3, k)]
+        w = torch.randint(low, top + 1, (n, k)).double()
+        w[0, :3] = torch.tensor([top, low, top - 127.0])[: min(3, k)]
         bias = torch.randint(-(1 << 40), 1 << 40, (n,)).double()
         layer = integer_ops.QLayer(w, bias, torch.ones(n), torch.ones(n))
         for rows in (1, 11, 300):
@@ -105,7 +109,8 @@ def test_int8_digit_products_equal_float64_ones(monkeypatch):
             x[0, 0] = -limit
             expected = integer_ops.matmul(x, w.t(), bias)
             assert torch.equal(layer.product(x), expected), (k, rows)
-        assert layer._cache["int8"] is not None  # the int8 path did the products
+        digits = layer._cache["int8"].digits  # the int8 path did the products
+        assert digits.shape[1] == n * (2 if bits == 16 else 1)
 
 
 def test_model_file_carries_the_integer_model(model_file):
