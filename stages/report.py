@@ -89,6 +89,7 @@ def main():
     from grm.pipeline.classic import get_codec
     from grm.pipeline.eval_set import eval_kinds
     from grm.pipeline.report import Curve, curve_kind, markdown, plot_curves, training_budget
+    from grm.pipeline.seeds import seed_groups
 
     settings = params.get("report") or {}
     subject = settings.get("subject", "grm")
@@ -131,6 +132,7 @@ def main():
             images,
             training_budget(params),
             kinds,
+            seed_groups(variants(params)),
         )
         figures = comparison_figures(params, labels, subject, out / "compare", kinds)
         text += "\n## What the codecs look like (one photo of each kind)\n\n" + "".join(

@@ -400,30 +400,32 @@ def _bd_cell(v: float | None, interval) -> str:
     return "n/a" if v is None else f"{v:+.1f}% {fmt_interval(interval)}"
 
 
+def reading(v: float | None, interval) -> str:
+    """A BD-rate, its interval and what the interval says."""
+    from .intervals import excludes_zero
+
+    if v is None:
+        return "n/a"
+    side = excludes_zero(interval)
+    word = (
+        "noise not measured"
+        if side is None
+        else f"**beyond noise, {'fewer' if v < 0 else 'more'} bits**"
+        if side
+        else "within noise"
+    )
+    return f"{_bd_cell(v, interval)}, {word}"
+
+
 def verdict_section(curves: list[Curve], subject: str, results: dict) -> list[str]:
     """The answer the run exists for, first: the subject's BD-rate (PSNR) against every
     other learned model, overall and per kind, each read off its interval."""
-    from .intervals import excludes_zero
-
     by_name = {c.name: c for c in curves}
     twins = [c.name for c in curves if c.kind == "seed"]
     others = [c for c in curves if c.kind in ("peer", "ablation")]
     kinds = list(dict.fromkeys(k for (t, _, k) in results if t == subject and k != "all"))
     if subject not in by_name or not any((subject, c.name, "all") in results for c in others):
         return []
-
-    def read(v, interval) -> str:
-        if v is None:
-            return "n/a"
-        side = excludes_zero(interval)
-        word = (
-            "noise not measured"
-            if side is None
-            else f"**beyond noise, {'fewer' if v < 0 else 'more'} bits**"
-            if side
-            else "within noise"
-        )
-        return f"{_bd_cell(v, interval)}, {word}"
 
     me = by_name[subject]
     lines = [
@@ -450,8 +452,8 @@ def verdict_section(curves: list[Curve], subject: str, results: dict) -> list[st
     for other in others:
         if (subject, other.name, "all") not in results:
             continue
-        parts = [f"{read(*results[(subject, other.name, 'all')])} overall"] + [
-            f"{k}: {read(*results[(subject, other.name, k)])}"
+        parts = [f"{reading(*results[(subject, other.name, 'all')])} overall"] + [
+            f"{k}: {reading(*results[(subject, other.name, k)])}"
             for k in kinds
             if (subject, other.name, k) in results
         ]
@@ -528,8 +530,10 @@ def markdown(
     images: int,
     budget: str = "",
     kinds: dict[str, str] | None = None,
+    groups: list[list[str]] | None = None,
 ) -> tuple[str, dict]:
-    """The report text and a flat dict of headline metrics."""
+    """The report text and a flat dict of headline metrics. ``groups``: the variants that
+    are one model with different seeds (``seeds.seed_groups``), compared as seed means."""
     by_name = {c.name: c for c in curves}
     metrics = point_metrics(curves)
     pairs = bd_rate_pairs(curves, anchor, subject)
@@ -588,6 +592,11 @@ def markdown(
     overall = {(t, r): (v, ci.get((t, r, m))) for (t, r, m), (v, _) in bd.items() if m == "psnr"}
     by_kind, kind_metrics, results = kind_section(curves, kinds or {}, anchor, subject, overall)
     verdict = verdict_section(curves, subject, results)
+    from .seeds import seed_mean_section
+
+    means, mean_metrics = seed_mean_section(curves, groups or [], subject, kinds or {})
+    verdict += means if verdict else []
+    metrics.update(mean_metrics)
     at = lines.index("![PSNR](rd_psnr.png)")
     lines[at:at] = verdict
     lines += by_kind

@@ -1,0 +1,152 @@
+"""Several trainings of one model: the mean of their curves, and the noise left in a
+comparison of means.
+
+Two trainings of one model differ by chance (the seed), often by more than the change a
+comparison looks for. With several seeds of a model, the report compares seed means: per
+photo and rate point, bpp and quality averaged over the seeds. What chance leaves in a
+BD-rate of two means is estimated from the seeds themselves: σ² = ½·mean(d²) over every
+pair of seeds of one model (d: their BD-rate on the same photos; E[d²] = 2σ², pooled over
+the models with 2+ seeds), and a mean of k seeds carries σ²/k. A comparison of means of k_a
+and k_b seeds gets its interval over the photos widened on both sides by
+σ·√(1/k_a + 1/k_b): with one seed each, exactly the distance between the subject and its
+seed twin, the rule used where no means are formed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .report import Curve, bd_rate
+
+
+def seed_groups(specs: dict[str, dict]) -> list[list[str]]:
+    """Variants that are one model with different seeds, grouped (params.yaml order); a
+    variant without another seed is a group of its own."""
+    groups: dict[str, list[str]] = {}
+    for name, spec in specs.items():
+        rest = {k: v for k, v in (spec or {}).items() if k != "seed"}
+        groups.setdefault(repr(sorted(rest.items())), []).append(name)
+    return list(groups.values())
+
+
+def mean_curve(curves: list[Curve], name: str, label: str, kind: str) -> Curve:
+    """Per rate point all the curves share, each photo's metrics averaged over the curves,
+    and the point's metrics the mean over its photos (as a single model's are)."""
+    from .intervals import METRICS
+
+    by_rate = [{p["rate_point"]: p for p in c.points} for c in curves]
+    points = []
+    for rate in by_rate[0]:
+        if not all(rate in b for b in by_rate):
+            continue
+        mine = [b[rate] for b in by_rate]
+        photos = sorted(set.intersection(*(set(p["photos"]) for p in mine)))
+        rows = {
+            photo: {
+                m: float(np.mean([p["photos"][photo].get(m, math.nan) for p in mine]))
+                for m in METRICS
+            }
+            for photo in photos
+        }
+        means = {m: float(np.mean([r[m] for r in rows.values()])) for m in METRICS}
+        points.append({"rate_point": rate, **means, "photos": rows})
+    return Curve(name, label, kind, points)
+
+
+def seed_sigma(groups: list[list[Curve]], metric: str = "psnr") -> float | None:
+    """σ of one training's BD-rate (%), pooled over the pairs of seeds of every group; None
+    where no model has two seeds (or no pair's BD-rate is defined)."""
+    squares = [
+        d * d
+        for group in groups
+        for a, b in itertools.combinations(group, 2)
+        if (d := bd_rate(a, b, metric)[0]) is not None
+    ]
+    return math.sqrt(np.mean(squares) / 2) if squares else None
+
+
+def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -> tuple:
+    """(other's name, part) → (BD-rate of the subject's mean against the other's, widened
+    interval); part → σ of one training."""
+    from .intervals import bd_rate_intervals, restricted
+
+    found, sigmas = {}, {}
+    for part, chosen in parts.items():
+        groups_here = [[restricted(c, chosen) for c in g] for g in learned]
+        sigmas[part] = seed_sigma(groups_here)
+        means = [mean_curve(g, g[0].name, g[0].label, g[0].kind) for g in groups_here]
+        me = next(m for g, m in zip(learned, means) if g is mine)
+        for g, other in zip(learned, means):
+            if g is mine:
+                continue
+            pair = {me.name: me, other.name: other}
+            ci = bd_rate_intervals([(me.name, other.name)], pair, metrics=("psnr",))
+            interval = ci.get((me.name, other.name, "psnr"))
+            if interval is not None and sigmas[part] is not None:
+                by = sigmas[part] * math.sqrt(1 / len(mine) + 1 / len(g))
+                interval = (interval[0] - by, interval[1] + by)
+            found[(other.name, part)] = (bd_rate(other, me, "psnr")[0], interval)
+    return found, sigmas
+
+
+def seed_mean_section(
+    curves: list[Curve], groups: list[list[str]], subject: str, kinds: dict[str, str]
+) -> tuple[list[str], dict]:
+    """The verdict again between seed means, overall and per kind: the subject's seeds
+    averaged against each other learned model's. Empty unless some model has two seeds."""
+    from .intervals import shared_photos
+    from .report import photos_by_kind, reading
+
+    by_name = {c.name: c for c in curves}
+    learned = [
+        [by_name[n] for n in g if n in by_name and by_name[n].kind != "classic"] for g in groups
+    ]
+    learned = [g for g in learned if g]
+    mine = next((g for g in learned if any(c.name == subject for c in g)), None)
+    others = [g for g in learned if g is not mine]
+    if mine is None or not others or all(len(g) < 2 for g in learned):
+        return [], {}
+    photos = shared_photos([c for g in learned for c in g])
+    parts = {"all": photos}
+    by_kind = photos_by_kind(photos, kinds)
+    if len(by_kind) > 1:
+        parts.update(by_kind)
+    found, sigmas = _compare_means(learned, mine, parts)
+    metrics = {f"seed_sigma.psnr.{p}": s for p, s in sigmas.items()}
+    for (other, part), (v, interval) in found.items():
+        key = f"bd_rate_seed_mean.psnr.{part}.{subject}_vs_{other}"
+        metrics[key] = v
+        for end, value in zip(("lo", "hi"), interval or ()):
+            metrics[f"{key}.{end}"] = value
+
+    def who(g: list[Curve]) -> str:
+        return f"{g[0].label} ({len(g)} seed{'s' if len(g) > 1 else ''})"
+
+    pairs = sum(len(g) * (len(g) - 1) // 2 for g in learned)
+    sigma = sigmas["all"]
+    lines = [
+        "### Averaged over seeds",
+        "",
+        "Each model's curve averaged over its seeds (per photo and rate point), BD-rate (PSNR) "
+        "of the subject's mean against each other model's; the 95% interval over the photos is "
+        "widened on both sides by σ·√(1/k₁ + 1/k₂) for means of k₁ and k₂ seeds, σ the "
+        "BD-rate spread of one training"
+        + (
+            f" ({sigma:.1f}% overall, from {pairs} pair(s) of seeds of one model)"
+            if sigma is not None
+            else " (not measured: no pair of seeds gave a BD-rate)"
+        )
+        + ".",
+        "",
+    ]
+    for g in learned:
+        if g is mine:
+            continue
+        cells = [f"{reading(*found[(g[0].name, 'all')])} overall"] + [
+            f"{part}: {reading(*found[(g[0].name, part)])}" for part in parts if part != "all"
+        ]
+        lines.append(f"- {who(mine)} vs {who(g)}: " + "; ".join(cells) + ".")
+    return lines + [""], metrics

@@ -1,0 +1,96 @@
+"""Seed means: several trainings of one model averaged, and the noise left between means."""
+
+import math
+
+import numpy as np
+import pytest
+from test_intervals import photo_curve
+
+from grm.pipeline.intervals import bd_rate_intervals
+from grm.pipeline.report import bd_rate, markdown
+from grm.pipeline.seeds import mean_curve, seed_groups, seed_sigma
+
+KINDS = {f"p{i}": ("clean" if i < 4 else "textured" if i < 8 else "repeated") for i in range(12)}
+
+
+def test_variants_that_differ_only_in_their_seed_form_a_group():
+    specs = {
+        "grm": {"arch": "grm"},
+        "grm-seed1": {"arch": "grm", "seed": 1},
+        "mbt2018": {"arch": "mbt2018"},
+        "grm-noref": {"arch": "grm", "model": {"reference": False}},
+        "grm-noref-seed2": {"seed": 2, "arch": "grm", "model": {"reference": False}},
+    }
+    assert seed_groups(specs) == [
+        ["grm", "grm-seed1"],
+        ["mbt2018"],
+        ["grm-noref", "grm-noref-seed2"],
+    ]
+
+
+def test_a_mean_curve_averages_every_photo_over_the_seeds():
+    a = photo_curve("a", "grm", 1.0, 0.0)
+    b = photo_curve("b", "seed", 1.2, 0.4)
+    mean = mean_curve([a, b], "a", "A", "grm")
+    for pa, pb, pm in zip(a.points, b.points, mean.points):
+        for photo, row in pm["photos"].items():
+            for m in ("bpp", "psnr", "ms_ssim"):
+                assert row[m] == pytest.approx(
+                    (pa["photos"][photo][m] + pb["photos"][photo][m]) / 2
+                )
+        assert pm["psnr"] == pytest.approx((pa["psnr"] + pb["psnr"]) / 2)
+        assert pm["bpp"] == pytest.approx((pa["bpp"] + pb["bpp"]) / 2)
+
+
+def test_the_seed_spread_is_pooled_over_every_pair_of_seeds():
+    a, b = photo_curve("a", "grm", 1.0, 0.0), photo_curve("b", "seed", 1.0, 0.3)
+    c, d = photo_curve("c", "x", 1.0, 1.0), photo_curve("d", "x", 1.0, 0.2)
+    d1, d2 = bd_rate(a, b)[0], bd_rate(c, d)[0]
+    assert seed_sigma([[a, b]]) == pytest.approx(abs(d1) / math.sqrt(2))
+    assert seed_sigma([[a, b], [c, d]]) == pytest.approx(math.sqrt((d1**2 + d2**2) / 4))
+    assert seed_sigma([[a], [c]]) is None
+
+
+def test_the_report_compares_seed_means_with_intervals_widened_by_the_spread():
+    # grm saves 1.5 dB on the repeated photos only; each model has a second seed 0.3 dB
+    # away. The means are compared, their interval widened by σ·√(1/2 + 1/2) = σ.
+    shift = np.array([0.0] * 8 + [1.5] * 4)
+    noise = np.random.default_rng(3).normal(0, 0.1, 12)
+    curves = [
+        photo_curve("grm", "grm", 1.0, shift),
+        photo_curve("grm-seed1", "seed", 1.0, shift - 0.3),
+        photo_curve("grm-noref", "ablation", 1.0, noise),
+        photo_curve("grm-noref-seed1", "ablation", 1.0, noise + 0.3),
+        photo_curve("mbt2018", "peer", 1.0, noise - 0.2),
+        photo_curve("jpeg", "classic", 1.6, -1.0),
+    ]
+    groups = [["grm", "grm-seed1"], ["grm-noref", "grm-noref-seed1"], ["mbt2018"], ["jpeg"]]
+    text, metrics = markdown(curves, "jpeg", "grm", 12, kinds=KINDS, groups=groups)
+    by = {c.name: c for c in curves}
+    sigma = seed_sigma([[by["grm"], by["grm-seed1"]], [by["grm-noref"], by["grm-noref-seed1"]]])
+    assert metrics["seed_sigma.psnr.all"] == pytest.approx(sigma)
+    me = mean_curve([by["grm"], by["grm-seed1"]], "grm", "GRM", "grm")
+    other = mean_curve([by["grm-noref"], by["grm-noref-seed1"]], "grm-noref", "N", "ablation")
+    lo, hi = bd_rate_intervals([("grm", "grm-noref")], {"grm": me, "grm-noref": other})[
+        ("grm", "grm-noref", "psnr")
+    ]
+    key = "bd_rate_seed_mean.psnr.all.grm_vs_grm-noref"
+    assert metrics[key] == pytest.approx(bd_rate(other, me)[0])
+    assert metrics[key + ".lo"] == pytest.approx(lo - sigma)
+    assert metrics[key + ".hi"] == pytest.approx(hi + sigma)
+    # against a model of one seed: σ·√(1/2 + 1)
+    me_alone = bd_rate_intervals([("grm", "mbt2018")], {"grm": me, "mbt2018": by["mbt2018"]})
+    lo1 = me_alone[("grm", "mbt2018", "psnr")][0]
+    assert metrics["bd_rate_seed_mean.psnr.all.grm_vs_mbt2018.lo"] == pytest.approx(
+        lo1 - sigma * math.sqrt(1.5)
+    )
+    verdict = text.split("## Verdict")[1].split("## BD-rate")[0]
+    line = next(x for x in verdict.splitlines() if x.startswith("- GRM (2 seeds) vs GRM-NOREF"))
+    assert "(2 seeds)" in line and "repeated: " in line
+    assert "**beyond noise, fewer bits**" in line.split("repeated: ")[1]
+    assert line.split("clean: ")[1].split(";")[0].endswith("within noise")
+    # no model with two seeds: no section
+    text, metrics = markdown(curves[2:], "jpeg", "grm-noref", 12, kinds=KINDS, groups=[])
+    assert "Averaged over seeds" not in text and not any(
+        k.startswith("seed_sigma") for k in metrics
+    )
