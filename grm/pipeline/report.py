@@ -372,10 +372,7 @@ def kind_section(
     groups["all"] = sorted(p for photos in groups.values() for p in photos)
     metrics: dict = {}
     for (test, ref, kind), (v, interval) in results.items():
-        key = f"bd_rate_kind.psnr.{kind}.{test}_vs_{ref}"
-        metrics[key] = v
-        for end, value in zip(("lo", "hi"), interval or ()):
-            metrics[f"{key}.{end}"] = value
+        metrics.update(bd_metrics(f"bd_rate_kind.psnr.{kind}.{test}_vs_{ref}", v, interval))
     head = " | ".join(f"{k} ({len(p)})" for k, p in groups.items())
     lines = [
         "## By kind of photo",
@@ -392,6 +389,11 @@ def kind_section(
         row = " | ".join(_bd_cell(*results[(test, ref, k)]) for k in groups)
         lines.append(f"| {by_name[test].label} | {by_name[ref].label} | {row} |")
     return lines + [""], metrics, results
+
+
+def bd_metrics(key: str, v: float | None, interval) -> dict:
+    """A BD-rate and the ends of its interval as flat metrics: KEY, KEY.lo, KEY.hi."""
+    return {key: v, **{f"{key}.{end}": x for end, x in zip(("lo", "hi"), interval or ())}}
 
 
 def _bd_cell(v: float | None, interval) -> str:

@@ -98,7 +98,7 @@ def seed_mean_section(
     """The verdict again between seed means, overall and per kind: the subject's seeds
     averaged against each other learned model's. Empty unless some model has two seeds."""
     from .intervals import shared_photos
-    from .report import photos_by_kind, reading
+    from .report import bd_metrics, photos_by_kind, reading
 
     by_name = {c.name: c for c in curves}
     learned = [
@@ -118,9 +118,7 @@ def seed_mean_section(
     metrics = {f"seed_sigma.psnr.{p}": s for p, s in sigmas.items()}
     for (other, part), (v, interval) in found.items():
         key = f"bd_rate_seed_mean.psnr.{part}.{subject}_vs_{other}"
-        metrics[key] = v
-        for end, value in zip(("lo", "hi"), interval or ()):
-            metrics[f"{key}.{end}"] = value
+        metrics.update(bd_metrics(key, v, interval))
 
     def who(g: list[Curve]) -> str:
         return f"{g[0].label} ({len(g)} seed{'s' if len(g) > 1 else ''})"
