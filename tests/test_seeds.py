@@ -84,6 +84,8 @@ def test_the_report_compares_seed_means_with_intervals_widened_by_the_spread():
         lo1 - sigma * math.sqrt(1.5)
     )
     verdict = text.split("## Verdict")[1].split("## BD-rate")[0]
+    assert verdict.index("### Averaged over seeds") < verdict.index("### One training each")
+    assert "(GRM-SEED1: overall " in verdict  # each twin's distance, named
     line = next(x for x in verdict.splitlines() if x.startswith("- GRM (2 seeds) vs GRM-NOREF"))
     assert "(2 seeds)" in line and "repeated: " in line
     assert "**beyond noise, fewer bits**" in line.split("repeated: ")[1]

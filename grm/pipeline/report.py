@@ -436,13 +436,16 @@ def verdict_section(curves: list[Curve], subject: str, results: dict) -> list[st
         f"BD-rate (PSNR) of {me.label} against each other learned model, negative: fewer bits "
         "at equal PSNR. The 95% interval is over the photos (paired bootstrap)"
         + (
-            ", widened on both sides by the BD-rate between two seeds of the subject on the "
-            "same photos ("
+            ", widened on both sides by the largest BD-rate between two seeds of the subject "
+            "on the same photos ("
             + "; ".join(
-                f"{'overall' if k == 'all' else k} {results[(subject, t, k)][0]:+.1f}%"
+                f"{by_name[t].label}: "
+                + ", ".join(
+                    f"{'overall' if k == 'all' else k} {results[(subject, t, k)][0]:+.1f}%"
+                    for k in ["all", *kinds]
+                    if results.get((subject, t, k), (None,))[0] is not None
+                )
                 for t in twins
-                for k in ["all", *kinds]
-                if results.get((subject, t, k), (None,))[0] is not None
             )
             + ")"
             if twins
@@ -597,7 +600,8 @@ def markdown(
     from .seeds import seed_mean_section
 
     means, mean_metrics = seed_mean_section(curves, groups or [], subject, kinds or {})
-    verdict += means if verdict else []
+    if verdict and means:  # the comparison of seed means is the one to cite: it comes first
+        verdict = verdict[:2] + means + ["### One training each", ""] + verdict[2:]
     metrics.update(mean_metrics)
     at = lines.index("![PSNR](rd_psnr.png)")
     lines[at:at] = verdict
