@@ -419,9 +419,13 @@ def reading(v: float | None, interval) -> str:
     return f"{_bd_cell(v, interval)}, {word}"
 
 
-def verdict_section(curves: list[Curve], subject: str, results: dict) -> list[str]:
+def verdict_section(
+    curves: list[Curve], subject: str, results: dict, means: list[str] = ()
+) -> list[str]:
     """The answer the run exists for, first: the subject's BD-rate (PSNR) against every
-    other learned model, overall and per kind, each read off its interval."""
+    other learned model, overall and per kind, each read off its interval. ``means``: the
+    comparison of seed means (``seeds.seed_mean_section``), the one to cite, which then
+    leads, the single trainings following under their own heading."""
     by_name = {c.name: c for c in curves}
     twins = [c.name for c in curves if c.kind == "seed"]
     others = [c for c in curves if c.kind in ("peer", "ablation")]
@@ -433,6 +437,7 @@ def verdict_section(curves: list[Curve], subject: str, results: dict) -> list[st
     lines = [
         "## Verdict",
         "",
+        *([*means, "### One training each", ""] if means else []),
         f"BD-rate (PSNR) of {me.label} against each other learned model, negative: fewer bits "
         "at equal PSNR. The 95% interval is over the photos (paired bootstrap)"
         + (
@@ -596,12 +601,10 @@ def markdown(
     lines += _bd_rate_section(by_name, pairs, bd, anchor, ci, photos, bool(twin_names))
     overall = {(t, r): (v, ci.get((t, r, m))) for (t, r, m), (v, _) in bd.items() if m == "psnr"}
     by_kind, kind_metrics, results = kind_section(curves, kinds or {}, anchor, subject, overall)
-    verdict = verdict_section(curves, subject, results)
     from .seeds import seed_mean_section
 
     means, mean_metrics = seed_mean_section(curves, groups or [], subject, kinds or {})
-    if verdict and means:  # the comparison of seed means is the one to cite: it comes first
-        verdict = verdict[:2] + means + ["### One training each", ""] + verdict[2:]
+    verdict = verdict_section(curves, subject, results, means)
     metrics.update(mean_metrics)
     at = lines.index("![PSNR](rd_psnr.png)")
     lines[at:at] = verdict

@@ -95,8 +95,8 @@ def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -
 def seed_mean_section(
     curves: list[Curve], groups: list[list[str]], subject: str, kinds: dict[str, str]
 ) -> tuple[list[str], dict]:
-    """The verdict again between seed means, overall and per kind: the subject's seeds
-    averaged against each other learned model's. Empty unless some model has two seeds."""
+    """The verdict between seed means, overall and per kind: the subject's seeds averaged
+    against each other learned model's. Empty unless some model has two seeds."""
     from .intervals import shared_photos
     from .report import bd_metrics, photos_by_kind, reading
 
