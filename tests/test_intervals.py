@@ -1,5 +1,7 @@
 """The report's 95% intervals: a paired bootstrap over the evaluation photos."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -60,8 +62,13 @@ def test_equal_lambda_intervals_are_paired_and_widened_by_the_seed_spread():
     assert abs(lo - 0.3) < 1e-9 and abs(hi - 0.3) < 1e-9
     lo, hi = ci["q2"]["bpp"]
     assert abs(lo - 100 * (1 / 1.05 - 1)) < 1e-6
-    wide = delta_intervals(me, other, {"q2": {"bpp": 2.0, "psnr": 0.5}}, resamples=200)
-    assert wide["q2"]["psnr"][0] < 0 < wide["q2"]["psnr"][1]
+    # One twin 0.1 dB away: the training noise joins at t(1 dof) = 12.7, in quadrature.
+    wide = delta_intervals(me, other, {"q2": {"bpp": 2.0, "psnr": 0.1, "dof": 1}}, resamples=200)
+    assert wide["q2"]["psnr"] == pytest.approx((0.3 - 1.2706 * 1, 0.3 + 1.2706 * 1), abs=1e-3)
+    lo, hi = wide["q2"]["bpp"]
+    assert hi - lo == pytest.approx(2 * 12.706 * 2.0, abs=0.01)  # the photos add nothing here
+    five = delta_intervals(me, other, {"q2": {"bpp": 2.0, "psnr": 0.1, "dof": 5}}, resamples=200)
+    assert five["q2"]["psnr"][0] == pytest.approx(0.3 - 2.5706 * 0.1, abs=1e-4)
 
 
 def test_the_report_prints_the_intervals_and_reads_noise_off_them():
@@ -109,10 +116,10 @@ def test_per_kind_intervals_show_where_a_difference_holds():
 
 
 def test_a_seed_twin_widens_the_bd_rate_intervals_and_the_verdict_reads_them():
-    # grm saves ~1.5 dB on the repeated photos only; its seed twin lies ~0.3 dB away on
+    # grm saves ~1.5 dB on the repeated photos only; its seed twin lies 0.05 dB away on
     # every photo. With the twin, every interval of grm against another learned model
-    # widens by |BD-rate grm vs twin| on that kind, and the verdict (first in the report)
-    # says where the saving holds.
+    # holds |BD-rate grm vs twin| on that kind at t(1 dof), in quadrature with the photos',
+    # and the verdict (first in the report) says so.
     shift = np.array([0.0] * 8 + [1.5] * 4)
     noise = np.random.default_rng(3).normal(0, 0.1, 12)
     curves = [
@@ -124,20 +131,27 @@ def test_a_seed_twin_widens_the_bd_rate_intervals_and_the_verdict_reads_them():
         f"p{i}": ("clean" if i < 4 else "textured" if i < 8 else "repeated") for i in range(12)
     }
     alone, before = markdown(curves, "jpeg", "grm", 12, kinds=kinds)
-    twin = photo_curve("grm-seed1", "seed", 1.0, shift - 0.3)
+    twin = photo_curve("grm-seed1", "seed", 1.0, shift - 0.05)
     text, after = markdown([*curves, twin], "jpeg", "grm", 12, kinds=kinds)
+    t1 = 12.706  # Student's t, 95%, one degree of freedom
     for kind in ("clean", "repeated", "all"):
         key = f"bd_rate_kind.psnr.{kind}.grm_vs_grm-noref"
-        by = abs(after[f"bd_rate_kind.psnr.{kind}.grm_vs_grm-seed1"])
-        assert by > 1.0
-        assert after[key + ".lo"] == pytest.approx(before[key + ".lo"] - by)
-        assert after[key + ".hi"] == pytest.approx(before[key + ".hi"] + by)
+        by = t1 * abs(after[f"bd_rate_kind.psnr.{kind}.grm_vs_grm-seed1"])
+        v = after[key]
+        assert by > 5.0
+        assert after[key + ".lo"] == pytest.approx(
+            v - math.hypot(v - before[key + ".lo"], by), 1e-4
+        )
+        assert after[key + ".hi"] == pytest.approx(
+            v + math.hypot(before[key + ".hi"] - v, by), 1e-4
+        )
+    v, by = after["bd_rate.psnr.grm_vs_grm-noref"], t1 * abs(after["bd_rate.psnr.grm_vs_grm-seed1"])
     assert after["bd_rate_ci.psnr.grm_vs_grm-noref.lo"] == pytest.approx(
-        before["bd_rate_ci.psnr.grm_vs_grm-noref.lo"] - abs(after["bd_rate.psnr.grm_vs_grm-seed1"])
+        v - math.hypot(v - before["bd_rate_ci.psnr.grm_vs_grm-noref.lo"], by), 1e-4
     )
     assert text.index("## Verdict") < text.index("## BD-rate") and "## Verdict" in alone
     verdict = text.split("## Verdict")[1].split("##")[0]
-    assert "seed noise is not in this run" in alone and "two seeds" in verdict
+    assert "seed noise is not in this run" in alone and "per seed twin" in verdict
     line = next(x for x in verdict.splitlines() if x.startswith("- vs GRM-NOREF"))
     assert "**beyond noise, fewer bits**" in line.split("repeated: ")[1]
     assert line.split("clean: ")[1].split(";")[0].endswith("within noise")

@@ -40,7 +40,8 @@ def test_report_has_equal_lambda_section_even_when_bd_rate_is_undefined():
 
 def test_differences_inside_the_seed_spread_are_marked_noise():
     grm = _curve("grm", "grm", [("q1", 0.20, 30.0, 0.95), ("q2", 0.50, 33.0, 0.97)])
-    seed1 = _curve("grm-seed1", "seed", [("q1", 0.21, 29.8, 0.95), ("q2", 0.52, 33.3, 0.97)])
+    # One twin: its distance is the noise, at Student's t for one degree of freedom (12.7).
+    seed1 = _curve("grm-seed1", "seed", [("q1", 0.21, 29.8, 0.95), ("q2", 0.501, 33.01, 0.97)])
     noref = _curve("noref", "ablation", [("q1", 0.205, 29.9, 0.95), ("q2", 0.60, 32.0, 0.96)])
     text, metrics = markdown([grm, seed1, noref], anchor="none", subject="grm", images=1)
     assert "| NOREF | q1 | -2.4% | – | +0.10 | – | +0.0000 | within noise |" in text

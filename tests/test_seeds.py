@@ -46,14 +46,22 @@ def test_the_seed_spread_is_pooled_over_every_pair_of_seeds():
     a, b = photo_curve("a", "grm", 1.0, 0.0), photo_curve("b", "seed", 1.0, 0.3)
     c, d = photo_curve("c", "x", 1.0, 1.0), photo_curve("d", "x", 1.0, 0.2)
     d1, d2 = bd_rate(a, b)[0], bd_rate(c, d)[0]
-    assert seed_sigma([[a, b]]) == pytest.approx(abs(d1) / math.sqrt(2))
-    assert seed_sigma([[a, b], [c, d]]) == pytest.approx(math.sqrt((d1**2 + d2**2) / 4))
+    assert seed_sigma([[a, b]]) == pytest.approx((abs(d1) / math.sqrt(2), 1))
+    assert seed_sigma([[a, b], [c, d]]) == pytest.approx((math.sqrt((d1**2 + d2**2) / 4), 2))
     assert seed_sigma([[a], [c]]) is None
+    # three seeds of one model: two degrees of freedom, weighted as such against a pair
+    e = photo_curve("e", "seed", 1.0, -0.4)
+    pairs = [bd_rate(x, y)[0] ** 2 for x, y in ((a, b), (a, e), (b, e))]
+    three = np.mean(pairs) / 2
+    assert seed_sigma([[a, b, e], [c, d]]) == pytest.approx(
+        (math.sqrt((2 * three + d2**2 / 2) / 3), 3)
+    )
 
 
 def test_the_report_compares_seed_means_with_intervals_widened_by_the_spread():
     # grm saves 1.5 dB on the repeated photos only; each model has a second seed 0.3 dB
-    # away. The means are compared, their interval widened by σ·√(1/2 + 1/2) = σ.
+    # away. The means are compared, the training noise σ·√(1/2 + 1/2) = σ joining the
+    # photos' interval in quadrature at Student's t for 2 degrees of freedom (4.30).
     shift = np.array([0.0] * 8 + [1.5] * 4)
     noise = np.random.default_rng(3).normal(0, 0.1, 12)
     curves = [
@@ -66,22 +74,28 @@ def test_the_report_compares_seed_means_with_intervals_widened_by_the_spread():
     groups = [["grm", "grm-seed1"], ["grm-noref", "grm-noref-seed1"], ["mbt2018"]]
     text, metrics = markdown(curves, "none", "grm", 12, kinds=KINDS, groups=groups)
     by = {c.name: c for c in curves}
-    sigma = seed_sigma([[by["grm"], by["grm-seed1"]], [by["grm-noref"], by["grm-noref-seed1"]]])
-    assert metrics["seed_sigma.psnr.all"] == pytest.approx(sigma)
+    sigma, dof = seed_sigma(
+        [[by["grm"], by["grm-seed1"]], [by["grm-noref"], by["grm-noref-seed1"]]]
+    )
+    assert metrics["seed_sigma.psnr.all"] == pytest.approx(sigma) and dof == 2
+    assert metrics["seed_dof.psnr.all"] == 2
+    t2 = 4.3027
     me = mean_curve([by["grm"], by["grm-seed1"]], "grm", "GRM", "grm")
     other = mean_curve([by["grm-noref"], by["grm-noref-seed1"]], "grm-noref", "N", "ablation")
     lo, hi = bd_rate_intervals([("grm", "grm-noref")], {"grm": me, "grm-noref": other})[
         ("grm", "grm-noref", "psnr")
     ]
     key = "bd_rate_seed_mean.psnr.all.grm_vs_grm-noref"
-    assert metrics[key] == pytest.approx(bd_rate(other, me)[0])
-    assert metrics[key + ".lo"] == pytest.approx(lo - sigma)
-    assert metrics[key + ".hi"] == pytest.approx(hi + sigma)
+    v = metrics[key]
+    assert v == pytest.approx(bd_rate(other, me)[0])
+    assert metrics[key + ".lo"] == pytest.approx(v - math.hypot(v - lo, t2 * sigma), 1e-4)
+    assert metrics[key + ".hi"] == pytest.approx(v + math.hypot(hi - v, t2 * sigma), 1e-4)
     # against a model of one seed: σ·√(1/2 + 1)
     me_alone = bd_rate_intervals([("grm", "mbt2018")], {"grm": me, "mbt2018": by["mbt2018"]})
     lo1 = me_alone[("grm", "mbt2018", "psnr")][0]
+    v = metrics["bd_rate_seed_mean.psnr.all.grm_vs_mbt2018"]
     assert metrics["bd_rate_seed_mean.psnr.all.grm_vs_mbt2018.lo"] == pytest.approx(
-        lo1 - sigma * math.sqrt(1.5)
+        v - math.hypot(v - lo1, t2 * sigma * math.sqrt(1.5)), 1e-4
     )
     verdict = text.split("## Verdict")[1].split("## BD-rate")[0]
     assert verdict.index("### Averaged over seeds") < verdict.index("### One training each")

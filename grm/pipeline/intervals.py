@@ -4,8 +4,9 @@ A comparison of two codecs on a few photos is a sample: another set of photos wo
 another number. Resampling the evaluation photos with replacement, the same draw for both
 codecs (paired: a hard photo is hard for both), and recomputing the comparison each time
 gives the spread a reader needs to call a difference real. With a seed variant in the run,
-the seed spread widens the interval on both sides: chance in training adds to chance in
-the photos.
+chance in training adds to chance in the photos: the two half-widths add in quadrature,
+the training's at Student's t for the few seeds it is measured from
+(``with_training_noise``).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def delta_intervals(
     subject: Curve, other: Curve, spread: dict, resamples: int = RESAMPLES, seed: int = 0
 ) -> dict:
     """rate point → {"bpp": (lo, hi) of Δ bpp %, "psnr": (lo, hi) of Δ PSNR dB}, subject −
-    other at the same λ, widened by the seed spread of that rate point when one is known."""
+    other at the same λ, with the training noise of that rate point when one is known
+    (``spread``: rate point → {"bpp", "psnr": standard deviations, "dof"})."""
     photos = shared_photos([subject, other])
     if len(photos) < 2:
         return {}
@@ -117,16 +119,46 @@ def delta_intervals(
             continue
         bpp = 100 * (w @ mine["bpp"][i] / (w @ theirs["bpp"][j]) - 1)
         psnr = w @ mine["psnr"][i] - w @ theirs["psnr"][j]
-        s = spread.get(p["rate_point"], {"bpp": 0.0, "psnr": 0.0})
+        at = {
+            "bpp": 100 * (mine["bpp"][i].mean() / theirs["bpp"][j].mean() - 1),
+            "psnr": mine["psnr"][i].mean() - theirs["psnr"][j].mean(),
+        }
+        s = spread.get(p["rate_point"], {"bpp": None, "psnr": None, "dof": 0})
         out[p["rate_point"]] = {
-            key: _widened(_interval(list(values)), s[key])
+            key: with_training_noise(at[key], _interval(list(values)), s[key], s["dof"])
             for key, values in (("bpp", bpp), ("psnr", psnr))
         }
     return out
 
 
-def _widened(interval: tuple[float, float] | None, by: float) -> tuple[float, float] | None:
-    return None if interval is None else (interval[0] - by, interval[1] + by)
+def with_training_noise(
+    estimate: float | None, interval: tuple[float, float] | None, sd: float | None, dof: int
+) -> tuple[float, float] | None:
+    """The 95% interval of a comparison that carries two independent errors: the photos
+    drawn (``interval``, the bootstrap over them) and the trainings drawn (standard
+    deviation ``sd``, estimated from ``dof`` degrees of freedom: Student's t quantile, as
+    wide as so few seeds warrant). Their half-widths add in quadrature on each side."""
+    if interval is None or estimate is None or sd is None or dof < 1:
+        return interval
+    h = t_quantile(dof) * sd
+    lo, hi = interval
+    return (
+        estimate - math.hypot(max(estimate - lo, 0.0), h),
+        estimate + math.hypot(max(hi - estimate, 0.0), h),
+    )
+
+
+def t_quantile(dof: int) -> float:
+    """Student's t at the interval's level: 12.7 for one degree of freedom, 1.96 for many."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + LEVEL / 200, dof))
+
+
+def rms(values: list[float]) -> float:
+    """The standard deviation of the difference between two trainings, from the measured
+    differences between trainings of one model (their mean is 0 by construction)."""
+    return math.sqrt(float(np.mean(np.square(values))))
 
 
 def excludes_zero(interval: tuple[float, float] | None) -> bool | None:

@@ -145,28 +145,39 @@ def deltas(subject: Curve, other: Curve) -> list[dict]:
 
 
 def seed_spread(subject: Curve, twins: list[Curve]) -> dict:
-    """Per rate point, the largest |Δ bpp %| and |Δ PSNR| between the subject and the same
-    model trained with another seed: how far two runs differ by chance alone."""
-    spread: dict = {}
+    """Per rate point, how far two trainings of one model lie apart by chance alone: the
+    standard deviations of Δ bpp % and Δ PSNR between two trainings, measured between the
+    subject and each of its seed twins ("dof": how many)."""
+    from .intervals import rms
+
+    found: dict = {}
     for twin in twins:
         for d in deltas(subject, twin):
-            s = spread.setdefault(d["rate_point"], {"bpp": 0.0, "psnr": 0.0})
-            s["bpp"], s["psnr"] = max(s["bpp"], abs(d["bpp"])), max(s["psnr"], abs(d["psnr"]))
-    return spread
+            found.setdefault(d["rate_point"], []).append(d)
+    return {
+        rate: {
+            "bpp": rms([d["bpp"] for d in ds]),
+            "psnr": rms([d["psnr"] for d in ds]),
+            "dof": len(ds),
+        }
+        for rate, ds in found.items()
+    }
 
 
 def within_noise(d: dict, spread: dict, interval: dict | None = None) -> bool | None:
-    """True when the difference could be chance. With a 95% interval over the photos (already
-    widened by the seed spread): when both Δ bpp's and Δ PSNR's contain 0. Without one: when
-    both lie inside the seed spread. None: neither is known."""
-    if interval and interval.get("bpp") and interval.get("psnr"):
-        from .intervals import excludes_zero
+    """True when the difference could be chance. With a 95% interval (over the photos and
+    the seeds): when both Δ bpp's and Δ PSNR's contain 0. Without photos to draw, the same
+    test on the seed noise alone. None: neither is known."""
+    from .intervals import excludes_zero, with_training_noise
 
-        return not (excludes_zero(interval["bpp"]) or excludes_zero(interval["psnr"]))
-    s = spread.get(d["rate_point"])
-    if s is None:
-        return None
-    return abs(d["bpp"]) <= s["bpp"] and abs(d["psnr"]) <= s["psnr"]
+    if not (interval and interval.get("bpp") and interval.get("psnr")):
+        s = spread.get(d["rate_point"])
+        if s is None:
+            return None
+        interval = {
+            k: with_training_noise(d[k], (d[k], d[k]), s[k], s["dof"]) for k in ("bpp", "psnr")
+        }
+    return not (excludes_zero(interval["bpp"]) or excludes_zero(interval["psnr"]))
 
 
 def equal_lambda_table(
@@ -299,17 +310,20 @@ def bd_rate_pairs(curves: list[Curve], anchor: str, subject: str) -> list[tuple[
 
 def widen_by_seed(found: dict, subject: str, twins: list[str]) -> dict:
     """(test, ref, part) → (BD-rate, interval), part a metric or a kind: the subject's
-    comparisons with the other learned models get their interval widened on both sides
-    by the largest |BD-rate| between the subject and a seed twin on the same part, the
-    distance chance alone puts between two trainings of one model."""
+    comparisons with the other learned models get the training noise in their interval,
+    the standard deviation of a BD-rate between two trainings measured as the RMS of the
+    subject's BD-rates against its seed twins on the same part (one degree of freedom per
+    twin)."""
+    from .intervals import rms, with_training_noise
+
     out = dict(found)
     for (test, ref, part), (v, interval) in found.items():
         if test != subject or ref in twins:
             continue
         spread = [found.get((subject, t, part), (None, None))[0] for t in twins]
-        spread = [abs(x) for x in spread if x is not None]
-        if spread and interval is not None:
-            out[(test, ref, part)] = (v, (interval[0] - max(spread), interval[1] + max(spread)))
+        spread = [x for x in spread if x is not None]
+        if spread:
+            out[(test, ref, part)] = (v, with_training_noise(v, interval, rms(spread), len(spread)))
     return out
 
 
@@ -341,7 +355,7 @@ def kind_section(
     curves: list[Curve], kinds: dict[str, str], anchor: str, subject: str, overall: dict
 ) -> tuple[list[str], dict, dict]:
     """BD-rate (PSNR) of the subject and its peers per kind of photo, each with its interval
-    over that kind's photos alone (widened by the seed spread of that kind): where a
+    over that kind's photos alone (with the seed noise of that kind): where a
     difference holds and where it does not. ``overall``: (test, ref) → (BD-rate, interval)
     on all the photos, already computed. Also returns (test, ref, kind) → (BD-rate,
     interval), kind "all" for all the photos."""
@@ -441,8 +455,9 @@ def verdict_section(
         f"BD-rate (PSNR) of {me.label} against each other learned model, negative: fewer bits "
         "at equal PSNR. The 95% interval is over the photos (paired bootstrap)"
         + (
-            ", widened on both sides by the largest BD-rate between two seeds of the subject "
-            "on the same photos ("
+            ", joined in quadrature with the training noise at Student's t, one degree of "
+            "freedom per seed twin: the RMS of the subject's BD-rates against its twins on "
+            "the same photos ("
             + "; ".join(
                 f"{by_name[t].label}: "
                 + ", ".join(
@@ -673,8 +688,9 @@ def _bd_rate_section(
             "interval holds 0 is within noise."
             + (" With so few photos the intervals are rough." if photos < 12 else "")
             + (
-                " The subject's intervals against the other learned models are also widened "
-                "on both sides by its BD-rate against its seed twin (chance alone)."
+                " The subject's intervals against the other learned models also hold the "
+                "training noise: its BD-rates against its seed twins (chance alone), joined "
+                "in quadrature at Student's t."
                 if seeds
                 else ""
             )
@@ -701,17 +717,18 @@ def _equal_lambda_section(
         noise = (
             "Seed noise: the same model and data with another seed ("
             + ", ".join(c.label for c in twins)
-            + ") differ by at most "
+            + ") differ by (RMS) "
             + "; ".join(
                 f"{rp}: {sp['bpp']:.1f}% bpp, {sp['psnr']:.2f} dB" for rp, sp in spread.items()
             )
-            + ". The 95% intervals over the photos are widened by that spread on both sides."
+            + ". The 95% intervals over the photos hold it too, joined in quadrature at "
+            "Student's t (one degree of freedom per seed twin: few twins, wide intervals)."
         )
     else:
         noise = (
             "Seed noise not measured: the intervals below are over the photos only. Add a "
             "variant that differs from the subject only in its seed (e.g. "
-            f"`{me.name}-seed1: {{arch: grm, seed: 1}}`) and they widen by what training "
+            f"`{me.name}-seed1: {{arch: grm, seed: 1}}`) and they hold what training "
             "changes by chance."
         )
     return [

@@ -4,18 +4,19 @@ comparison of means.
 Two trainings of one model differ by chance (the seed), often by more than the change a
 comparison looks for. With several seeds of a model, the report compares seed means: per
 photo and rate point, bpp and quality averaged over the seeds. What chance leaves in a
-BD-rate of two means is estimated from the seeds themselves: σ² = ½·mean(d²) over every
-pair of seeds of one model (d: their BD-rate on the same photos; E[d²] = 2σ², pooled over
-the models with 2+ seeds), and a mean of k seeds carries σ²/k. A comparison of means of k_a
-and k_b seeds gets its interval over the photos widened on both sides by
-σ·√(1/k_a + 1/k_b): with one seed each, exactly the distance between the subject and its
-seed twin, the rule used where no means are formed.
+BD-rate of two means is estimated from the seeds themselves: a model's k seeds give the
+variance s² = ½·mean(d²) over their pairs (d: two seeds' BD-rate on the same photos;
+E[d²] = 2σ²) with k − 1 degrees of freedom, pooled over the models with 2+ seeds, and a mean
+of k seeds carries σ²/k. A comparison of means of k_a and k_b seeds thus has the training
+noise σ·√(1/k_a + 1/k_b), which joins the interval over the photos at Student's t for the
+pooled degrees of freedom (``intervals.with_training_noise``).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,22 +57,31 @@ def mean_curve(curves: list[Curve], name: str, label: str, kind: str) -> Curve:
     return Curve(name, label, kind, points)
 
 
-def seed_sigma(groups: list[list[Curve]], metric: str = "psnr") -> float | None:
-    """σ of one training's BD-rate (%), pooled over the pairs of seeds of every group; None
-    where no model has two seeds (or no pair's BD-rate is defined)."""
-    squares = [
-        d * d
-        for group in groups
-        for a, b in itertools.combinations(group, 2)
-        if (d := bd_rate(a, b, metric)[0]) is not None
-    ]
-    return math.sqrt(np.mean(squares) / 2) if squares else None
+class Spread(NamedTuple):
+    sigma: float  # σ of one training's BD-rate, %
+    dof: int  # degrees of freedom it is estimated from
+
+
+def seed_sigma(groups: list[list[Curve]], metric: str = "psnr") -> Spread | None:
+    """σ of one training's BD-rate (%): each model's variance over its seeds, pooled with
+    weights k − 1; None where no model has two seeds (or no pair's BD-rate is defined)."""
+    weighted, dof = 0.0, 0
+    for group in groups:
+        squares = [
+            d * d
+            for a, b in itertools.combinations(group, 2)
+            if (d := bd_rate(a, b, metric)[0]) is not None
+        ]
+        if squares:
+            k = min(len(group) - 1, len(squares))
+            weighted, dof = weighted + k * float(np.mean(squares)) / 2, dof + k
+    return Spread(math.sqrt(weighted / dof), dof) if dof else None
 
 
 def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -> tuple:
-    """(other's name, part) → (BD-rate of the subject's mean against the other's, widened
-    interval); part → σ of one training."""
-    from .intervals import bd_rate_intervals, restricted
+    """(other's name, part) → (BD-rate of the subject's mean against the other's, its
+    interval with the training noise); part → the Spread of one training."""
+    from .intervals import bd_rate_intervals, restricted, with_training_noise
 
     found, sigmas = {}, {}
     for part, chosen in parts.items():
@@ -84,11 +94,12 @@ def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -
                 continue
             pair = {me.name: me, other.name: other}
             ci = bd_rate_intervals([(me.name, other.name)], pair, metrics=("psnr",))
-            interval = ci.get((me.name, other.name, "psnr"))
-            if interval is not None and sigmas[part] is not None:
-                by = sigmas[part] * math.sqrt(1 / len(mine) + 1 / len(g))
-                interval = (interval[0] - by, interval[1] + by)
-            found[(other.name, part)] = (bd_rate(other, me, "psnr")[0], interval)
+            interval, v = ci.get((me.name, other.name, "psnr")), bd_rate(other, me, "psnr")[0]
+            spread = sigmas[part]
+            if spread is not None:
+                sd = spread.sigma * math.sqrt(1 / len(mine) + 1 / len(g))
+                interval = with_training_noise(v, interval, sd, spread.dof)
+            found[(other.name, part)] = (v, interval)
     return found, sigmas
 
 
@@ -97,7 +108,7 @@ def seed_mean_section(
 ) -> tuple[list[str], dict]:
     """The verdict between seed means, overall and per kind: the subject's seeds averaged
     against each other learned model's. Empty unless some model has two seeds."""
-    from .intervals import shared_photos
+    from .intervals import shared_photos, t_quantile
     from .report import bd_metrics, photos_by_kind, reading
 
     by_name = {c.name: c for c in curves}
@@ -115,7 +126,8 @@ def seed_mean_section(
     if len(by_kind) > 1:
         parts.update(by_kind)
     found, sigmas = _compare_means(learned, mine, parts)
-    metrics = {f"seed_sigma.psnr.{p}": s for p, s in sigmas.items()}
+    metrics = {f"seed_sigma.psnr.{p}": s.sigma for p, s in sigmas.items() if s is not None}
+    metrics.update({f"seed_dof.psnr.{p}": s.dof for p, s in sigmas.items() if s is not None})
     for (other, part), (v, interval) in found.items():
         key = f"bd_rate_seed_mean.psnr.{part}.{subject}_vs_{other}"
         metrics.update(bd_metrics(key, v, interval))
@@ -123,18 +135,19 @@ def seed_mean_section(
     def who(g: list[Curve]) -> str:
         return f"{g[0].label} ({len(g)} seed{'s' if len(g) > 1 else ''})"
 
-    pairs = sum(len(g) * (len(g) - 1) // 2 for g in learned)
-    sigma = sigmas["all"]
+    spread = sigmas["all"]
     lines = [
         "### Averaged over seeds",
         "",
         "Each model's curve averaged over its seeds (per photo and rate point), BD-rate (PSNR) "
-        "of the subject's mean against each other model's; the 95% interval over the photos is "
-        "widened on both sides by σ·√(1/k₁ + 1/k₂) for means of k₁ and k₂ seeds, σ the "
+        "of the subject's mean against each other model's. The 95% interval joins two "
+        "independent errors in quadrature: the photos drawn (paired bootstrap) and the "
+        "trainings drawn, σ·√(1/k₁ + 1/k₂) for means of k₁ and k₂ seeds at Student's t, σ the "
         "BD-rate spread of one training"
         + (
-            f" ({sigma:.1f}% overall, from {pairs} pair(s) of seeds of one model)"
-            if sigma is not None
+            f" ({spread.sigma:.1f}% overall, pooled over the models' seeds: "
+            f"{spread.dof} degree(s) of freedom, so t = {t_quantile(spread.dof):.2f})"
+            if spread is not None
             else " (not measured: no pair of seeds gave a BD-rate)"
         )
         + ".",
