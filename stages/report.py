@@ -133,6 +133,7 @@ def main():
             training_budget(params),
             kinds,
             seed_groups(variants(params)),
+            settings.get("goal"),
         )
         figures = comparison_figures(params, labels, subject, out / "compare", kinds)
         text += "\n## What the codecs look like (one photo of each kind)\n\n" + "".join(

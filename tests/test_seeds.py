@@ -109,3 +109,26 @@ def test_the_report_compares_seed_means_with_intervals_widened_by_the_spread():
     assert "Averaged over seeds" not in text and not any(
         k.startswith("seed_sigma") for k in metrics
     )
+
+
+def test_seeds_for_a_goal_follow_the_measured_noise():
+    from grm.pipeline.seeds import Spread, seeds_for
+
+    # σ 2.5%, photos ±0.9%, three models: the smallest k with
+    # √(0.9² + (t(3(k−1))·2.5·√(2/k))²) ≤ 3, checked by hand: k = 7 (±2.95), k = 6 (±3.21).
+    assert seeds_for(3.0, 0.9, Spread(2.5, 9), 3) == 7
+    assert seeds_for(3.0, 0.9, Spread(1.0, 9), 3) == 3  # two: t(3 dof) = 3.18 alone
+    assert seeds_for(3.0, 3.5, Spread(1.0, 9), 3) is None  # the photos alone exceed it
+    curves = [
+        photo_curve("grm", "grm", 1.0, 0.0),
+        photo_curve("grm-seed1", "seed", 1.0, -0.3),
+        photo_curve("grm-noref", "ablation", 1.0, 0.1),
+        photo_curve("grm-noref-seed1", "ablation", 1.0, 0.3),
+    ]
+    groups = [["grm", "grm-seed1"], ["grm-noref", "grm-noref-seed1"]]
+    text, metrics = markdown(curves, "none", "grm", 12, kinds=KINDS, groups=groups, goal=3.0)
+    line = next(x for x in text.splitlines() if x.startswith("Goal ±3% overall"))
+    k = metrics["seeds_for_goal.psnr.all.grm_vs_grm-noref"]
+    assert k > 2 and f"about {k} seeds of each model for ±3%" in line
+    text, _ = markdown(curves, "none", "grm", 12, kinds=KINDS, groups=groups)
+    assert "Goal" not in text

@@ -556,9 +556,11 @@ def markdown(
     budget: str = "",
     kinds: dict[str, str] | None = None,
     groups: list[list[str]] | None = None,
+    goal: float | None = None,
 ) -> tuple[str, dict]:
     """The report text and a flat dict of headline metrics. ``groups``: the variants that
-    are one model with different seeds (``seeds.seed_groups``), compared as seed means."""
+    are one model with different seeds (``seeds.seed_groups``), compared as seed means;
+    ``goal``: the half-width (%) their overall intervals should reach (``report.goal``)."""
     by_name = {c.name: c for c in curves}
     metrics = point_metrics(curves)
     pairs = bd_rate_pairs(curves, anchor, subject)
@@ -618,7 +620,7 @@ def markdown(
     by_kind, kind_metrics, results = kind_section(curves, kinds or {}, anchor, subject, overall)
     from .seeds import seed_mean_section
 
-    means, mean_metrics = seed_mean_section(curves, groups or [], subject, kinds or {})
+    means, mean_metrics = seed_mean_section(curves, groups or [], subject, kinds or {}, goal)
     verdict = verdict_section(curves, subject, results, means)
     metrics.update(mean_metrics)
     at = lines.index("![PSNR](rd_psnr.png)")

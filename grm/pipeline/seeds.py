@@ -80,10 +80,11 @@ def seed_sigma(groups: list[list[Curve]], metric: str = "psnr") -> Spread | None
 
 def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -> tuple:
     """(other's name, part) → (BD-rate of the subject's mean against the other's, its
-    interval with the training noise); part → the Spread of one training."""
+    interval with the training noise); part → the Spread of one training; (other's name,
+    part) → the half-width of the photos' interval alone."""
     from .intervals import bd_rate_intervals, restricted, with_training_noise
 
-    found, sigmas = {}, {}
+    found, sigmas, photos_half = {}, {}, {}
     for part, chosen in parts.items():
         groups_here = [[restricted(c, chosen) for c in g] for g in learned]
         sigmas[part] = seed_sigma(groups_here)
@@ -95,19 +96,40 @@ def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -
             pair = {me.name: me, other.name: other}
             ci = bd_rate_intervals([(me.name, other.name)], pair, metrics=("psnr",))
             interval, v = ci.get((me.name, other.name, "psnr")), bd_rate(other, me, "psnr")[0]
+            if interval is not None and v is not None:
+                photos_half[(other.name, part)] = max(v - interval[0], interval[1] - v, 0.0)
             spread = sigmas[part]
             if spread is not None:
                 sd = spread.sigma * math.sqrt(1 / len(mine) + 1 / len(g))
                 interval = with_training_noise(v, interval, sd, spread.dof)
             found[(other.name, part)] = (v, interval)
-    return found, sigmas
+    return found, sigmas, photos_half
+
+
+def seeds_for(goal: float, photos_half: float, spread: Spread, models: int, most: int = 50):
+    """Seeds of each model that would bring a comparison of two means within ±``goal`` %:
+    the photos' half-width and σ as measured, the degrees of freedom ``models`` models of
+    that many seeds would give. None: not within ``most`` seeds (the photos alone exceed it)."""
+    from .intervals import t_quantile
+
+    for k in range(2, most + 1):
+        training = t_quantile(models * (k - 1)) * spread.sigma * math.sqrt(2 / k)
+        if math.hypot(photos_half, training) <= goal:
+            return k
+    return None
 
 
 def seed_mean_section(
-    curves: list[Curve], groups: list[list[str]], subject: str, kinds: dict[str, str]
+    curves: list[Curve],
+    groups: list[list[str]],
+    subject: str,
+    kinds: dict[str, str],
+    goal: float | None = None,
 ) -> tuple[list[str], dict]:
     """The verdict between seed means, overall and per kind: the subject's seeds averaged
-    against each other learned model's. Empty unless some model has two seeds."""
+    against each other learned model's. Empty unless some model has two seeds. ``goal``:
+    the overall half-width (%) the run should reach; the section then says how many seeds
+    of each model would reach it."""
     from .intervals import shared_photos, t_quantile
     from .report import bd_metrics, photos_by_kind, reading
 
@@ -125,7 +147,7 @@ def seed_mean_section(
     by_kind = photos_by_kind(photos, kinds)
     if len(by_kind) > 1:
         parts.update(by_kind)
-    found, sigmas = _compare_means(learned, mine, parts)
+    found, sigmas, photos_half = _compare_means(learned, mine, parts)
     metrics = {f"seed_sigma.psnr.{p}": s.sigma for p, s in sigmas.items() if s is not None}
     metrics.update({f"seed_dof.psnr.{p}": s.dof for p, s in sigmas.items() if s is not None})
     for (other, part), (v, interval) in found.items():
@@ -160,4 +182,26 @@ def seed_mean_section(
             f"{part}: {reading(*found[(g[0].name, part)])}" for part in parts if part != "all"
         ]
         lines.append(f"- {who(mine)} vs {who(g)}: " + "; ".join(cells) + ".")
+    if goal and spread is not None:
+        lines += ["", _goal_line(goal, learned, mine, found, photos_half, spread, metrics)]
     return lines + [""], metrics
+
+
+def _goal_line(goal, learned, mine, found, photos_half, spread, metrics) -> str:
+    """How far the overall intervals are from ±goal, and the seeds that would close it."""
+    cells = []
+    for g in learned:
+        key = (g[0].name, "all")
+        if g is mine or found[key][1] is None or key not in photos_half:
+            continue
+        v, (lo, hi) = found[key]
+        half = max(v - lo, hi - v)
+        k = seeds_for(goal, photos_half[key], spread, len(learned))
+        metrics[f"seeds_for_goal.psnr.all.{mine[0].name}_vs_{g[0].name}"] = k
+        need = f"about {k} seeds of each model" if k else "more than 50 seeds of each model"
+        met = "met" if half <= goal else need + f" for ±{goal:g}%"
+        cells.append(f"vs {g[0].label} ±{half:.1f}%, {met}")
+    return (
+        f"Goal ±{goal:g}% overall (`report.goal`): " + "; ".join(cells) + " (at the measured σ and "
+        "photos' spread)."
+    )
