@@ -308,22 +308,22 @@ def bd_rate_pairs(curves: list[Curve], anchor: str, subject: str) -> list[tuple[
     return pairs
 
 
-def widen_by_seed(found: dict, subject: str, twins: list[str]) -> dict:
+def widen_by_seed(found: dict, subject: str, twins: list[str], spreads: dict) -> dict:
     """(test, ref, part) → (BD-rate, interval), part a metric or a kind: the subject's
-    comparisons with the other learned models get the training noise in their interval,
-    the standard deviation of a BD-rate between two trainings measured as the RMS of the
-    subject's BD-rates against its seed twins on the same part (one degree of freedom per
-    twin)."""
-    from .intervals import rms, with_training_noise
+    comparisons with the other learned models, one training each, get the training noise of
+    two trainings in their interval, σ·√2 (``spreads``: part → ``seeds.Spread``, σ pooled
+    over every model's seeds)."""
+    import math
+
+    from .intervals import with_training_noise
 
     out = dict(found)
     for (test, ref, part), (v, interval) in found.items():
-        if test != subject or ref in twins:
+        spread = spreads.get(part)
+        if test != subject or ref in twins or spread is None:
             continue
-        spread = [found.get((subject, t, part), (None, None))[0] for t in twins]
-        spread = [x for x in spread if x is not None]
-        if spread:
-            out[(test, ref, part)] = (v, with_training_noise(v, interval, rms(spread), len(spread)))
+        sd = spread.sigma * math.sqrt(2)
+        out[(test, ref, part)] = (v, with_training_noise(v, interval, sd, spread.dof))
     return out
 
 
@@ -352,7 +352,12 @@ def photos_by_kind(photos: list[str], kinds: dict[str, str]) -> dict[str, list[s
 
 
 def kind_section(
-    curves: list[Curve], kinds: dict[str, str], anchor: str, subject: str, overall: dict
+    curves: list[Curve],
+    kinds: dict[str, str],
+    anchor: str,
+    subject: str,
+    overall: dict,
+    spreads: dict,
 ) -> tuple[list[str], dict, dict]:
     """BD-rate (PSNR) of the subject and its peers per kind of photo, each with its interval
     over that kind's photos alone (with the seed noise of that kind): where a
@@ -382,7 +387,7 @@ def kind_section(
                 ci.get((test, ref, "psnr")),
             )
     twins = [c.name for c in curves if c.kind == "seed"]
-    results = {**widen_by_seed(found, subject, twins), **results}  # "all": widened already
+    results = {**widen_by_seed(found, subject, twins, spreads), **results}  # "all": done
     groups["all"] = sorted(p for photos in groups.values() for p in photos)
     metrics: dict = {}
     for (test, ref, kind), (v, interval) in results.items():
@@ -434,12 +439,15 @@ def reading(v: float | None, interval) -> str:
 
 
 def verdict_section(
-    curves: list[Curve], subject: str, results: dict, means: list[str] = ()
+    curves: list[Curve], subject: str, results: dict, means: list[str] = (), spread=None
 ) -> list[str]:
     """The answer the run exists for, first: the subject's BD-rate (PSNR) against every
     other learned model, overall and per kind, each read off its interval. ``means``: the
     comparison of seed means (``seeds.seed_mean_section``), the one to cite, which then
-    leads, the single trainings following under their own heading."""
+    leads, the single trainings following under their own heading. ``spread``: the
+    ``seeds.Spread`` of one training (overall PSNR) in their intervals."""
+    from .intervals import t_quantile
+
     by_name = {c.name: c for c in curves}
     twins = [c.name for c in curves if c.kind == "seed"]
     others = [c for c in curves if c.kind in ("peer", "ablation")]
@@ -455,9 +463,15 @@ def verdict_section(
         f"BD-rate (PSNR) of {me.label} against each other learned model, negative: fewer bits "
         "at equal PSNR. The 95% interval is over the photos (paired bootstrap)"
         + (
-            ", joined in quadrature with the training noise at Student's t, one degree of "
-            "freedom per seed twin: the RMS of the subject's BD-rates against its twins on "
-            "the same photos ("
+            ", joined in quadrature with the training noise of two single trainings, σ·√2 at "
+            "Student's t, σ pooled over the seeds of every model in the run"
+            + (
+                f" ({spread.sigma:.1f}% overall, {spread.dof} degree(s) of freedom, "
+                f"t = {t_quantile(spread.dof):.2f})"
+                if spread is not None
+                else ""
+            )
+            + "; the subject's seed twins lie at ("
             + "; ".join(
                 f"{by_name[t].label}: "
                 + ", ".join(
@@ -576,10 +590,14 @@ def markdown(
 
     photos = len(shared_photos(curves))
     twin_names = [c.name for c in curves if c.kind == "seed"]
+    from .seeds import seed_mean_section, training_spreads
+
+    spreads = training_spreads(curves, groups or [[subject, *twin_names]], kinds or {})
     widened = widen_by_seed(
         {key: (bd[key][0], bd_ci) for key, bd_ci in bd_rate_intervals(pairs, by_name).items()},
         subject,
         twin_names,
+        spreads,
     )
     ci = {key: interval for key, (_, interval) in widened.items()}
     for (test, ref, metric), interval in ci.items():
@@ -617,11 +635,12 @@ def markdown(
             lines += _points_table(c)
     lines += _bd_rate_section(by_name, pairs, bd, anchor, ci, photos, bool(twin_names))
     overall = {(t, r): (v, ci.get((t, r, m))) for (t, r, m), (v, _) in bd.items() if m == "psnr"}
-    by_kind, kind_metrics, results = kind_section(curves, kinds or {}, anchor, subject, overall)
-    from .seeds import seed_mean_section
+    by_kind, kind_metrics, results = kind_section(
+        curves, kinds or {}, anchor, subject, overall, spreads
+    )
 
     means, mean_metrics = seed_mean_section(curves, groups or [], subject, kinds or {}, goal)
-    verdict = verdict_section(curves, subject, results, means)
+    verdict = verdict_section(curves, subject, results, means, spreads.get("psnr"))
     metrics.update(mean_metrics)
     at = lines.index("![PSNR](rd_psnr.png)")
     lines[at:at] = verdict
@@ -691,8 +710,8 @@ def _bd_rate_section(
             + (" With so few photos the intervals are rough." if photos < 12 else "")
             + (
                 " The subject's intervals against the other learned models also hold the "
-                "training noise: its BD-rates against its seed twins (chance alone), joined "
-                "in quadrature at Student's t."
+                "training noise of two single trainings (σ·√2, σ pooled over the seeds of "
+                "every model in the run), joined in quadrature at Student's t."
                 if seeds
                 else ""
             )

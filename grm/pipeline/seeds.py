@@ -78,6 +78,26 @@ def seed_sigma(groups: list[list[Curve]], metric: str = "psnr") -> Spread | None
     return Spread(math.sqrt(weighted / dof), dof) if dof else None
 
 
+def training_spreads(
+    curves: list[Curve], groups: list[list[str]], kinds: dict[str, str]
+) -> dict[str, Spread | None]:
+    """σ of one training, pooled over every model of the run with 2+ seeds, per part: "psnr"
+    and "ms_ssim" over all the photos, and each kind of photo (PSNR) over its own."""
+    from .intervals import restricted, shared_photos
+    from .report import photos_by_kind
+
+    by_name = {c.name: c for c in curves}
+    learned = [[by_name[n] for n in g if n in by_name] for g in groups]
+    learned = [g for g in learned if len(g) > 1 and g[0].kind != "classic"]
+    if not learned:
+        return {}
+    out = {m: seed_sigma(learned, m) for m in ("psnr", "ms_ssim")}
+    photos = shared_photos([c for g in learned for c in g])
+    for kind, chosen in photos_by_kind(photos, kinds).items():
+        out.setdefault(kind, seed_sigma([[restricted(c, chosen) for c in g] for g in learned]))
+    return out
+
+
 def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -> tuple:
     """(other's name, part) → (BD-rate of the subject's mean against the other's, its
     interval with the training noise); part → the Spread of one training; (other's name,
