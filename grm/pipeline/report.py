@@ -639,7 +639,9 @@ def markdown(
         curves, kinds or {}, anchor, subject, overall, spreads
     )
 
-    means, mean_metrics = seed_mean_section(curves, groups or [], subject, kinds or {}, goal)
+    means, mean_metrics = seed_mean_section(
+        curves, groups or [], subject, kinds or {}, spreads, goal
+    )
     verdict = verdict_section(curves, subject, results, means, spreads.get("psnr"))
     metrics.update(mean_metrics)
     at = lines.index("![PSNR](rd_psnr.png)")

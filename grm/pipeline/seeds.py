@@ -98,7 +98,9 @@ def training_spreads(
     return out
 
 
-def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -> tuple:
+def _compare_means(
+    learned: list[list[Curve]], mine: list[Curve], parts: dict, spreads: dict
+) -> tuple:
     """(other's name, part) → (BD-rate of the subject's mean against the other's, its
     interval with the training noise); part → the Spread of one training; (other's name,
     part) → the half-width of the photos' interval alone."""
@@ -107,7 +109,7 @@ def _compare_means(learned: list[list[Curve]], mine: list[Curve], parts: dict) -
     found, sigmas, photos_half = {}, {}, {}
     for part, chosen in parts.items():
         groups_here = [[restricted(c, chosen) for c in g] for g in learned]
-        sigmas[part] = seed_sigma(groups_here)
+        sigmas[part] = spreads.get("psnr" if part == "all" else part)
         means = [mean_curve(g, g[0].name, g[0].label, g[0].kind) for g in groups_here]
         me = next(m for g, m in zip(learned, means) if g is mine)
         for g, other in zip(learned, means):
@@ -144,12 +146,13 @@ def seed_mean_section(
     groups: list[list[str]],
     subject: str,
     kinds: dict[str, str],
+    spreads: dict,
     goal: float | None = None,
 ) -> tuple[list[str], dict]:
     """The verdict between seed means, overall and per kind: the subject's seeds averaged
-    against each other learned model's. Empty unless some model has two seeds. ``goal``:
-    the overall half-width (%) the run should reach; the section then says how many seeds
-    of each model would reach it."""
+    against each other learned model's. Empty unless some model has two seeds. ``spreads``:
+    σ of one training per part (``training_spreads``); ``goal``: the overall half-width (%)
+    the run should reach; the section then says how many seeds of each model would."""
     from .intervals import shared_photos, t_quantile
     from .report import bd_metrics, photos_by_kind, reading
 
@@ -167,7 +170,7 @@ def seed_mean_section(
     by_kind = photos_by_kind(photos, kinds)
     if len(by_kind) > 1:
         parts.update(by_kind)
-    found, sigmas, photos_half = _compare_means(learned, mine, parts)
+    found, sigmas, photos_half = _compare_means(learned, mine, parts, spreads)
     metrics = {f"seed_sigma.psnr.{p}": s.sigma for p, s in sigmas.items() if s is not None}
     metrics.update({f"seed_dof.psnr.{p}": s.dof for p, s in sigmas.items() if s is not None})
     for (other, part), (v, interval) in found.items():
