@@ -134,6 +134,10 @@ def main():
             kinds,
             seed_groups(variants(params)),
             settings.get("goal"),
+            {
+                v: (spec or {}).get("seed", (params.get("train") or {}).get("seed", 0))
+                for v, spec in variants(params).items()
+            },
         )
         figures = comparison_figures(params, labels, subject, out / "compare", kinds)
         text += "\n## What the codecs look like (one photo of each kind)\n\n" + "".join(

@@ -132,3 +132,46 @@ def test_seeds_for_a_goal_follow_the_measured_noise():
     assert k > 2 and f"about {k} seeds of each model for ±3%" in line
     text, _ = markdown(curves, "none", "grm", 12, kinds=KINDS, groups=groups)
     assert "Goal" not in text
+
+
+def test_models_trained_with_the_same_seeds_are_compared_paired_by_seed():
+    # Each seed moves grm and grm-noref alike (a shared offset), the reference saves 0.2 dB:
+    # paired by seed, the noise is the spread of the per-seed BD-rates, not of the seeds.
+    from grm.pipeline.intervals import t_quantile
+    from grm.pipeline.seeds import matched_seeds
+
+    offsets = [0.0, -0.4, 0.3]
+    curves, seeds, groups = [], {}, [[], []]
+    for k, off in enumerate(offsets):
+        for g, (model, kind, gain) in enumerate(
+            (("grm", "grm", 0.2), ("grm-noref", "ablation", 0.0))
+        ):
+            name = model if k == 0 else f"{model}-seed{k}"
+            jitter = np.random.default_rng(10 + 2 * k + g).normal(0, 0.02, 12)
+            curves.append(photo_curve(name, kind if k == 0 else "seed", 1.0, gain + off + jitter))
+            seeds[name] = k
+            groups[g].append(name)
+    by = {c.name: c for c in curves}
+    mine, other = [[by[n] for n in g] for g in groups]
+    assert matched_seeds(mine, other, seeds) == list(zip(mine, other))
+    assert matched_seeds(mine, other[:2], seeds) is None  # not the same seeds: unpaired
+    assert matched_seeds(mine, other, {}) is None
+    text, paired = markdown(curves, "none", "grm", 12, kinds=KINDS, groups=groups, seeds=seeds)
+    _, unpaired = markdown(curves, "none", "grm", 12, kinds=KINDS, groups=groups)
+    key = "bd_rate_seed_mean.psnr.all.grm_vs_grm-noref"
+    per_seed = [bd_rate(b, a)[0] for a, b in zip(mine, other)]
+    s = float(np.std(per_seed, ddof=1))
+    assert paired["seed_paired_sd.psnr.all.grm_vs_grm-noref"] == pytest.approx(s)
+    assert "seed_paired_sd.psnr.all.grm_vs_grm-noref" not in unpaired
+    me = mean_curve(mine, "grm", "GRM", "grm")
+    them = mean_curve(other, "grm-noref", "N", "ablation")
+    lo, hi = bd_rate_intervals([("grm", "grm-noref")], {"grm": me, "grm-noref": them})[
+        ("grm", "grm-noref", "psnr")
+    ]
+    v, by_seed = paired[key], t_quantile(2) * s / math.sqrt(3)
+    assert paired[key + ".lo"] == pytest.approx(v - math.hypot(v - lo, by_seed), 1e-4)
+    assert paired[key + ".hi"] - paired[key + ".lo"] < 0.5 * (
+        unpaired[key + ".hi"] - unpaired[key + ".lo"]
+    )
+    assert paired[key + ".hi"] < 0 < unpaired[key + ".hi"]  # the saving shows only paired
+    assert "(paired by seed, s = " in text

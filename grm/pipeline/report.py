@@ -571,10 +571,12 @@ def markdown(
     kinds: dict[str, str] | None = None,
     groups: list[list[str]] | None = None,
     goal: float | None = None,
+    seeds: dict | None = None,
 ) -> tuple[str, dict]:
     """The report text and a flat dict of headline metrics. ``groups``: the variants that
     are one model with different seeds (``seeds.seed_groups``), compared as seed means;
-    ``goal``: the half-width (%) their overall intervals should reach (``report.goal``)."""
+    ``goal``: the half-width (%) their overall intervals should reach (``report.goal``);
+    ``seeds``: variant → its training seed (models with the same seeds are paired)."""
     by_name = {c.name: c for c in curves}
     metrics = point_metrics(curves)
     pairs = bd_rate_pairs(curves, anchor, subject)
@@ -640,7 +642,7 @@ def markdown(
     )
 
     means, mean_metrics = seed_mean_section(
-        curves, groups or [], subject, kinds or {}, spreads, goal
+        curves, groups or [], subject, kinds or {}, spreads, goal, seeds
     )
     verdict = verdict_section(curves, subject, results, means, spreads.get("psnr"))
     metrics.update(mean_metrics)

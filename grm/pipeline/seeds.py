@@ -98,15 +98,28 @@ def training_spreads(
     return out
 
 
+def matched_seeds(mine: list[Curve], other: list[Curve], seeds: dict) -> list | None:
+    """(subject's training, other's training) per seed, where both models were trained with
+    the same seeds, at least three: trainings of one seed start from the same numbers and
+    see the photos in the same order, so the comparison is paired. None: not paired."""
+    a = {seeds.get(c.name): c for c in mine}
+    b = {seeds.get(c.name): c for c in other}
+    if None in a or len(a) != len(mine) or len(b) != len(other) or set(a) != set(b):
+        return None
+    return [(a[k], b[k]) for k in sorted(a)] if len(a) >= 3 else None
+
+
 def _compare_means(
-    learned: list[list[Curve]], mine: list[Curve], parts: dict, spreads: dict
+    learned: list[list[Curve]], mine: list[Curve], parts: dict, spreads: dict, seeds: dict
 ) -> tuple:
     """(other's name, part) → (BD-rate of the subject's mean against the other's, its
     interval with the training noise); part → the Spread of one training; (other's name,
-    part) → the half-width of the photos' interval alone."""
+    part) → the half-width of the photos' interval alone; (other's name, part) → the
+    Spread of one seed's BD-rate, where the comparison is paired by seed."""
     from .intervals import bd_rate_intervals, restricted, with_training_noise
 
-    found, sigmas, photos_half = {}, {}, {}
+    found, sigmas, photos_half, paired = {}, {}, {}, {}
+    matched = {g[0].name: matched_seeds(mine, g, seeds) for g in learned if g is not mine}
     for part, chosen in parts.items():
         groups_here = [[restricted(c, chosen) for c in g] for g in learned]
         sigmas[part] = spreads.get("psnr" if part == "all" else part)
@@ -120,22 +133,43 @@ def _compare_means(
             interval, v = ci.get((me.name, other.name, "psnr")), bd_rate(other, me, "psnr")[0]
             if interval is not None and v is not None:
                 photos_half[(other.name, part)] = max(v - interval[0], interval[1] - v, 0.0)
+            per_seed = [
+                bd_rate(restricted(b, chosen), restricted(a, chosen), "psnr")[0]
+                for a, b in matched[other.name] or []
+            ]
             spread = sigmas[part]
-            if spread is not None:
+            if per_seed and None not in per_seed:
+                one = Spread(float(np.std(per_seed, ddof=1)), len(per_seed) - 1)
+                paired[(other.name, part)] = one
+                sd, dof = one.sigma / math.sqrt(len(per_seed)), one.dof
+            elif spread is not None:
                 sd = spread.sigma * math.sqrt(1 / len(mine) + 1 / len(g))
-                interval = with_training_noise(v, interval, sd, spread.dof)
-            found[(other.name, part)] = (v, interval)
-    return found, sigmas, photos_half
+                dof = spread.dof
+            else:
+                sd, dof = None, 0
+            found[(other.name, part)] = (v, with_training_noise(v, interval, sd, dof))
+    return found, sigmas, photos_half, paired
 
 
-def seeds_for(goal: float, photos_half: float, spread: Spread, models: int, most: int = 50):
+def seeds_for(
+    goal: float,
+    photos_half: float,
+    spread: Spread,
+    models: int,
+    most: int = 50,
+    paired: bool = False,
+):
     """Seeds of each model that would bring a comparison of two means within ±``goal`` %:
     the photos' half-width and σ as measured, the degrees of freedom ``models`` models of
-    that many seeds would give. None: not within ``most`` seeds (the photos alone exceed it)."""
+    that many seeds would give; ``paired``: ``spread`` is that of one seed's BD-rate in a
+    comparison paired by seed (k − 1 degrees of freedom). None: not within ``most`` seeds."""
     from .intervals import t_quantile
 
     for k in range(2, most + 1):
-        training = t_quantile(models * (k - 1)) * spread.sigma * math.sqrt(2 / k)
+        if paired:
+            training = t_quantile(k - 1) * spread.sigma / math.sqrt(k)
+        else:
+            training = t_quantile(models * (k - 1)) * spread.sigma * math.sqrt(2 / k)
         if math.hypot(photos_half, training) <= goal:
             return k
     return None
@@ -148,11 +182,13 @@ def seed_mean_section(
     kinds: dict[str, str],
     spreads: dict,
     goal: float | None = None,
+    seeds: dict | None = None,
 ) -> tuple[list[str], dict]:
     """The verdict between seed means, overall and per kind: the subject's seeds averaged
     against each other learned model's. Empty unless some model has two seeds. ``spreads``:
     σ of one training per part (``training_spreads``); ``goal``: the overall half-width (%)
-    the run should reach; the section then says how many seeds of each model would."""
+    the run should reach; the section then says how many seeds of each model would;
+    ``seeds``: variant → its seed, which pairs models trained with the same seeds."""
     from .intervals import shared_photos, t_quantile
     from .report import bd_metrics, photos_by_kind, reading
 
@@ -170,7 +206,7 @@ def seed_mean_section(
     by_kind = photos_by_kind(photos, kinds)
     if len(by_kind) > 1:
         parts.update(by_kind)
-    found, sigmas, photos_half = _compare_means(learned, mine, parts, spreads)
+    found, sigmas, photos_half, paired = _compare_means(learned, mine, parts, spreads, seeds or {})
     metrics = {f"seed_sigma.psnr.{p}": s.sigma for p, s in sigmas.items() if s is not None}
     metrics.update({f"seed_dof.psnr.{p}": s.dof for p, s in sigmas.items() if s is not None})
     for (other, part), (v, interval) in found.items():
@@ -195,7 +231,10 @@ def seed_mean_section(
             if spread is not None
             else " (not measured: no pair of seeds gave a BD-rate)"
         )
-        + ".",
+        + ". Two models trained with the same seeds (three or more) are compared **paired by "
+        "seed**: the trainings of one seed start from the same numbers and see the photos in "
+        "the same order, so the training noise is the spread s of the per-seed BD-rates, s/√n "
+        "for n seeds at t with n − 1 degrees of freedom.",
         "",
     ]
     for g in learned:
@@ -204,13 +243,20 @@ def seed_mean_section(
         cells = [f"{reading(*found[(g[0].name, 'all')])} overall"] + [
             f"{part}: {reading(*found[(g[0].name, part)])}" for part in parts if part != "all"
         ]
-        lines.append(f"- {who(mine)} vs {who(g)}: " + "; ".join(cells) + ".")
+        one = paired.get((g[0].name, "all"))
+        how = f" (paired by seed, s = {one.sigma:.1f}%)" if one else ""
+        lines.append(f"- {who(mine)} vs {who(g)}{how}: " + "; ".join(cells) + ".")
+        if one:
+            metrics[f"seed_paired_sd.psnr.all.{subject}_vs_{g[0].name}"] = one.sigma
     if goal and spread is not None:
-        lines += ["", _goal_line(goal, learned, mine, found, photos_half, spread, metrics)]
+        lines += [
+            "",
+            _goal_line(goal, learned, mine, found, photos_half, spread, paired, metrics),
+        ]
     return lines + [""], metrics
 
 
-def _goal_line(goal, learned, mine, found, photos_half, spread, metrics) -> str:
+def _goal_line(goal, learned, mine, found, photos_half, spread, paired, metrics) -> str:
     """How far the overall intervals are from ±goal, and the seeds that would close it."""
     cells = []
     for g in learned:
@@ -219,7 +265,8 @@ def _goal_line(goal, learned, mine, found, photos_half, spread, metrics) -> str:
             continue
         v, (lo, hi) = found[key]
         half = max(v - lo, hi - v)
-        k = seeds_for(goal, photos_half[key], spread, len(learned))
+        one = paired.get(key)
+        k = seeds_for(goal, photos_half[key], one or spread, len(learned), paired=bool(one))
         metrics[f"seeds_for_goal.psnr.all.{mine[0].name}_vs_{g[0].name}"] = k
         need = f"about {k} seeds of each model" if k else "more than 50 seeds of each model"
         met = "met" if half <= goal else need + f" for ±{goal:g}%"
