@@ -8,7 +8,15 @@ from pathlib import Path
 
 from grm.errors import os_failures
 from grm.pipeline import paths
-from grm.pipeline.stage import run_name, run_stage, stage_args, shared_params, variants, write_json
+from grm.pipeline.stage import (
+    run_name,
+    run_stage,
+    shared_params,
+    stage_args,
+    variant_seed,
+    variants,
+    write_json,
+)
 
 ROOT = Path.cwd()
 
@@ -134,10 +142,7 @@ def main():
             kinds,
             seed_groups(variants(params)),
             settings.get("goal"),
-            {
-                v: (spec or {}).get("seed", (params.get("train") or {}).get("seed", 0))
-                for v, spec in variants(params).items()
-            },
+            {v: variant_seed(params, v) for v in variants(params)},
         )
         figures = comparison_figures(params, labels, subject, out / "compare", kinds)
         text += "\n## What the codecs look like (one photo of each kind)\n\n" + "".join(

@@ -110,19 +110,19 @@ def matched_seeds(mine: list[Curve], other: list[Curve], seeds: dict) -> list | 
 
 
 def _compare_means(
-    learned: list[list[Curve]], mine: list[Curve], parts: dict, spreads: dict, seeds: dict
+    learned: list[list[Curve]], mine: list[Curve], parts: dict, sigmas: dict, seeds: dict
 ) -> tuple:
     """(other's name, part) → (BD-rate of the subject's mean against the other's, its
-    interval with the training noise); part → the Spread of one training; (other's name,
-    part) → the half-width of the photos' interval alone; (other's name, part) → the
-    Spread of one seed's BD-rate, where the comparison is paired by seed."""
+    interval with the training noise); (other's name, part) → the half-width of the
+    photos' interval alone; (other's name, part) → the Spread of one seed's BD-rate, where
+    the comparison is paired by seed. ``sigmas``: part → the Spread of one training."""
     from .intervals import bd_rate_intervals, restricted, with_training_noise
 
-    found, sigmas, photos_half, paired = {}, {}, {}, {}
+    found, photos_half, paired = {}, {}, {}
     matched = {g[0].name: matched_seeds(mine, g, seeds) for g in learned if g is not mine}
     for part, chosen in parts.items():
         groups_here = [[restricted(c, chosen) for c in g] for g in learned]
-        sigmas[part] = spreads.get("psnr" if part == "all" else part)
+        here = {c.name: c for g in groups_here for c in g}
         means = [mean_curve(g, g[0].name, g[0].label, g[0].kind) for g in groups_here]
         me = next(m for g, m in zip(learned, means) if g is mine)
         for g, other in zip(learned, means):
@@ -134,8 +134,7 @@ def _compare_means(
             if interval is not None and v is not None:
                 photos_half[(other.name, part)] = max(v - interval[0], interval[1] - v, 0.0)
             per_seed = [
-                bd_rate(restricted(b, chosen), restricted(a, chosen), "psnr")[0]
-                for a, b in matched[other.name] or []
+                bd_rate(here[b.name], here[a.name], "psnr")[0] for a, b in matched[other.name] or []
             ]
             spread = sigmas[part]
             if per_seed and None not in per_seed:
@@ -148,7 +147,7 @@ def _compare_means(
             else:
                 sd, dof = None, 0
             found[(other.name, part)] = (v, with_training_noise(v, interval, sd, dof))
-    return found, sigmas, photos_half, paired
+    return found, photos_half, paired
 
 
 def seeds_for(
@@ -206,7 +205,8 @@ def seed_mean_section(
     by_kind = photos_by_kind(photos, kinds)
     if len(by_kind) > 1:
         parts.update(by_kind)
-    found, sigmas, photos_half, paired = _compare_means(learned, mine, parts, spreads, seeds or {})
+    sigmas = {part: spreads.get("psnr" if part == "all" else part) for part in parts}
+    found, photos_half, paired = _compare_means(learned, mine, parts, sigmas, seeds or {})
     metrics = {f"seed_sigma.psnr.{p}": s.sigma for p, s in sigmas.items() if s is not None}
     metrics.update({f"seed_dof.psnr.{p}": s.dof for p, s in sigmas.items() if s is not None})
     for (other, part), (v, interval) in found.items():

@@ -98,6 +98,13 @@ def base_settings(params: dict, variant: str) -> tuple[dict, str]:
     return {**settings, **base}, shards
 
 
+def variant_seed(params: dict, variant: str) -> int:
+    """The seed a variant trains with (train ⊕ variant; 0, TrainSettings' default, where
+    neither sets one): trainings of one seed start alike. Read without importing the
+    training code (torch), which the report does not need."""
+    return _variant_settings(params, variant)[0].get("seed", 0)
+
+
 def run_settings(params: dict, variant: str, rate: str) -> tuple[dict, str]:
     """Training settings of one (variant, rate point): train ⊕ variant ⊕ rate point, started
     from the variant's base model (a rate point may set its own ``init_from``)."""
