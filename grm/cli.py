@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from . import __version__
@@ -120,60 +121,42 @@ def _status_stream(jobs: list[Job]):
 
 
 # A folder is coded by worker processes, one per core, each with its own model and one
-# thread: the latent coder is a long chain of small steps that a second thread barely
-# speeds up, so two photos at a time do more (24 photos on 2 cores: 0.40 s a photo against
-# 0.61 s). Small batches, stdin/stdout and GPUs stay in this process (a worker's start
-# costs about as much as a photo).
-MIN_FILES_PER_WORKER = 4
-_WORKER: dict = {}
+# thread (grm/worker_pool.py). Small batches, stdin/stdout and GPUs stay in this process.
 
 
 def _workers(args, jobs: list[Job]) -> int:
+    from .worker_pool import workers_for
+
     asked = getattr(args, "jobs", 0) or 0
-    if asked:
-        return min(asked, len(jobs))
-    if getattr(args, "device", "cpu") != "cpu" or any(STDIO in (j.src, j.dst) for j in jobs):
+    if not asked and (
+        getattr(args, "device", "cpu") != "cpu" or any(STDIO in (j.src, j.dst) for j in jobs)
+    ):
         return 1
-    return max(1, min(os.cpu_count() or 1, len(jobs) // MIN_FILES_PER_WORKER))
+    return workers_for(len(jobs), asked=asked)
 
 
 @contextlib.contextmanager
 def _outcomes(jobs: list[Job], one, verb: str, args):
     """Each job's ``_attempt``, in order: here, or from worker processes."""
-    workers = _workers(args, jobs)
-    if workers <= 1:
-        yield (_attempt(one, job) for job in jobs)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from .worker_pool import mapped
 
     settings = {k: v for k, v in vars(args).items() if k != "func"}
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(verb, settings, workers),
-    )
-    try:
-        yield pool.map(_worker_attempt, jobs)
-    finally:  # on Ctrl-C or an error: the files being coded finish, the rest are dropped
-        pool.shutdown(wait=True, cancel_futures=True)
+    local = partial(_attempt, one)
+    with mapped(_worker_one, (verb, settings), jobs, _workers(args, jobs), local) as outcomes:
+        yield outcomes
 
 
-def _start_worker(verb: str, settings: dict, workers: int) -> None:
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+def _worker_one(verb: str, settings: dict):
+    """A worker's own plan (its models loaded once), wrapped as ``_attempt``."""
     quiet_dependencies()
-    _WORKER["one"] = _PLANS[verb](argparse.Namespace(**settings))[1]
+    one = _PLANS[verb](argparse.Namespace(**settings))[1]
 
+    def attempt(job: Job):
+        outcome = _attempt(one, job)
+        sys.stdout.flush()
+        return outcome
 
-def _worker_attempt(job: Job):
-    outcome = _attempt(_WORKER["one"], job)
-    sys.stdout.flush()
-    return outcome
+    return attempt
 
 
 def _compress(args) -> int:
@@ -345,6 +328,8 @@ def _add_model_options(p: argparse.ArgumentParser, choose: bool) -> None:
 
 
 def _coding_command(sub, name: str, summary: str, what: str, description: str, func):
+    from .worker_pool import PHOTOS_PER_WORKER
+
     p = sub.add_parser(name, help=summary, description=description)
     p.add_argument(
         "inputs",
@@ -362,7 +347,7 @@ def _coding_command(sub, name: str, summary: str, what: str, description: str, f
         default=0,
         metavar="N",
         help=f"worker processes for many files (default: one per core, at most one per "
-        f"{MIN_FILES_PER_WORKER} files; 1: all in this process)",
+        f"{PHOTOS_PER_WORKER} files; 1: all in this process)",
     )
     p.set_defaults(func=func)
     return p

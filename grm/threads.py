@@ -22,3 +22,11 @@ def wait_passively() -> None:
 def spin_while_training() -> None:
     """For the training stages, called before ``grm.pipeline.stage`` (which waits passively)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

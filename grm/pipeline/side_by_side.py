@@ -15,19 +15,13 @@ import subprocess
 import time
 
 from ..errors import GrmError
+from ..threads import cores
 
 # Tells a child its row for its progress bar, so that bars side by side do not overwrite
 # each other (train.py reads it).
 PROGRESS_ROW = "GRM_PROGRESS_ROW"
 # Sent to the last training still running: the others have finished, it may take every core.
 ALONE = getattr(signal, "SIGUSR1", None)
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def jobs_for(requested, count: int) -> int:
