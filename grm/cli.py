@@ -148,7 +148,6 @@ def _outcomes(jobs: list[Job], one, verb: str, args):
 
 def _worker_one(verb: str, settings: dict):
     """A worker's own plan (its models loaded once), wrapped as ``_attempt``."""
-    quiet_dependencies()
     one = _PLANS[verb](argparse.Namespace(**settings))[1]
 
     def attempt(job: Job):

@@ -1,8 +1,7 @@
-"""Photos spread over worker processes give the rows one process gives, in the same order."""
+"""A model evaluated by worker processes gives the rows one process gives, in the same order."""
 
 import pytest
 
-from grm.pipeline.classic_eval import evaluate_classic
 from grm.pipeline.evaluation import evaluate_model
 
 
@@ -21,19 +20,3 @@ def test_model_evaluation_in_two_workers_matches_one_process(trained, photo, tmp
         assert b["bit_exact"] and b["bytes"] == pytest.approx(a["bytes"], rel=0.02)
         assert b["psnr"] == pytest.approx(a["psnr"], abs=0.05)
         assert (tmp_path / "two" / f"{b['image']}.png").is_file()
-
-
-def test_classic_ladder_in_two_workers_matches_one_process(photo, tmp_path):
-    images = crops(photo, 8)
-    one = evaluate_classic("jpeg", [20, 60], images, tmp_path / "one", workers=1)
-    two = evaluate_classic("jpeg", [20, 60], images, tmp_path / "two", workers=2)
-    assert [p["quality"] for p in two] == [20, 60]
-    for p, q in zip(one, two):
-        assert [r["image"] for r in q["images"]] == [k for k, _ in images]
-        assert [r["bytes"] for r in q["images"]] == [r["bytes"] for r in p["images"]]
-        assert q["mean"]["bpp"] == p["mean"]["bpp"]
-
-
-def test_an_unknown_classic_codec_fails_before_any_worker_starts(photo, tmp_path):
-    with pytest.raises(ValueError, match="unknown classic codec"):
-        evaluate_classic("nope", [1] * 16, crops(photo, 8), tmp_path, workers=2)
