@@ -84,10 +84,8 @@ class Peer(CompressionModel):
         z_bytes = net.entropy_bottleneck.compress(z)[0]
         z_hat = net.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
         params = net.h_s(z_hat)
-        hy, wy = z_hat.shape[2] * 4, z_hat.shape[3] * 4
-        y_hat = F.pad(y, (2, 2, 2, 2))
-        y_bytes = net._compress_ar(y_hat, params, hy, wy, 5, 2)  # fills y_hat as it codes
-        return [z_bytes, y_bytes], y_hat[..., 2:-2, 2:-2]
+        y_bytes, y_hat = _context_encode(net, y, params)
+        return [z_bytes, y_bytes], y_hat
 
     @torch.no_grad()
     def decompress(self, strings, height: int, width: int):
@@ -103,13 +101,76 @@ class Peer(CompressionModel):
                 [padded_stream(strings[1], n_y)], indexes, z_hat.dtype
             )
         else:
-            params = net.h_s(z_hat)
-            hy, wy = zh * 4, zw * 4
-            buf = torch.zeros(1, net.M, hy + 4, wy + 4, device=z_hat.device)
-            net._decompress_ar(padded_stream(strings[1], n_y), buf, params, hy, wy, 5, 2)
-            y_hat = buf[..., 2:-2, 2:-2]
+            y_hat = _context_decode(net, padded_stream(strings[1], n_y), net.h_s(z_hat))
         return net.g_s(y_hat)[..., :height, :width].clamp(0, 1), y_hat
 
 
 def build_peer(arch: str, config) -> Peer:
     return Peer(arch, config)
+
+
+# Minnen 2018's context model, coded by wavefronts instead of compressai's loop over every
+# latent position (`_compress_ar`): its 5×5 masked convolution reads the two rows above,
+# columns −2 … +2, and the two positions to the left, so every position with the same
+# 3·row + column depends only on earlier wavefronts and all of them are computed at once
+# (a 768×512 photo: 141 steps instead of 1,536). The same network, symbols and
+# compressai's rANS coder and tables; the stream holds the symbols wavefront by wavefront.
+KERNEL, PAD = 5, 2
+
+
+def _wavefronts(hy: int, wy: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    rows, cols = torch.meshgrid(torch.arange(hy), torch.arange(wy), indexing="ij")
+    t = (3 * rows + cols).flatten()
+    order = torch.argsort(t, stable=True)
+    counts = torch.bincount(t).tolist()
+    return [(rows.flatten()[o], cols.flatten()[o]) for o in torch.split(order, counts) if len(o)]
+
+
+def _gaussians(net, y_pad: torch.Tensor, params: torch.Tensor, rows, cols):
+    """Scales and means of the positions (rows, cols), n × M each, from the padded latents."""
+    k = torch.arange(KERNEL)
+    patches = y_pad[0][:, rows[:, None, None] + k[None, :, None], cols[:, None, None] + k]
+    weight = net.context_prediction.weight * net.context_prediction.mask
+    ctx = torch.einsum("mnij,omij->no", patches, weight) + net.context_prediction.bias
+    p = params[0][:, rows, cols].T
+    out = net.entropy_parameters(torch.cat((p, ctx), 1)[..., None, None])[..., 0, 0]
+    scales, means = out.chunk(2, 1)
+    return scales, means
+
+
+def _tables(net) -> tuple[list, list, list]:
+    gc = net.gaussian_conditional
+    return gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist()
+
+
+def _context_encode(net, y: torch.Tensor, params: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+    from compressai.ans import BufferedRansEncoder
+
+    gc = net.gaussian_conditional
+    y_pad = F.pad(y, (PAD,) * 4)  # each position's value becomes ŷ once it is coded
+    symbols, indexes = [], []
+    for rows, cols in _wavefronts(*y.shape[-2:]):
+        scales, means = _gaussians(net, y_pad, params, rows, cols)
+        q = gc.quantize(y_pad[0][:, rows + PAD, cols + PAD].T, "symbols", means)
+        y_pad[0][:, rows + PAD, cols + PAD] = (q + means).T
+        symbols += q.flatten().tolist()
+        indexes += gc.build_indexes(scales).flatten().tolist()
+    encoder = BufferedRansEncoder()
+    encoder.encode_with_indexes(symbols, indexes, *_tables(net))
+    return encoder.flush(), y_pad[..., PAD:-PAD, PAD:-PAD]
+
+
+def _context_decode(net, stream: bytes, params: torch.Tensor) -> torch.Tensor:
+    from compressai.ans import RansDecoder
+
+    gc, tables = net.gaussian_conditional, _tables(net)
+    hy, wy = params.shape[-2:]
+    y_pad = torch.zeros(1, net.M, hy + 2 * PAD, wy + 2 * PAD, device=params.device)
+    decoder = RansDecoder()
+    decoder.set_stream(stream)
+    for rows, cols in _wavefronts(hy, wy):
+        scales, means = _gaussians(net, y_pad, params, rows, cols)
+        idx = gc.build_indexes(scales).flatten().tolist()
+        q = torch.tensor(decoder.decode_stream(idx, *tables), dtype=means.dtype)
+        y_pad[0][:, rows + PAD, cols + PAD] = gc.dequantize(q.reshape(means.shape), means).T
+    return y_pad[..., PAD:-PAD, PAD:-PAD]

@@ -30,3 +30,24 @@ def test_a_peer_refuses_grm_only_model_switches():
     assert Peer("mbt2018", {"base": "tiny", "M": 32}).widths == {"N": 16, "M": 32}
     with pytest.raises(ValueError, match="reference"):
         Peer("mbt2018", {"base": "tiny", "reference": "off"})
+
+
+def test_minnen_context_by_wavefronts_codes_compressais_symbols():
+    """The wavefront coder gives the symbols of compressai's loop over every position (the
+    same ŷ up to float rounding of the means) and decodes them exactly."""
+    import torch.nn.functional as F
+
+    from grm.peers import _context_decode, _context_encode
+
+    torch.manual_seed(0)
+    net = Peer("mbt2018", "tiny").eval().net
+    net.update(force=True)
+    y = 4 * torch.randn(1, net.M, 9, 13)  # odd sides: wavefronts of every length
+    params = torch.randn(1, 2 * net.M, 9, 13)
+    with torch.no_grad():
+        raster = F.pad(y, (2, 2, 2, 2))
+        net._compress_ar(raster, params, 9, 13, 5, 2)
+        stream, y_hat = _context_encode(net, y.clone(), params)
+        decoded = _context_decode(net, stream, params)
+    assert (raster[..., 2:-2, 2:-2] - y_hat).abs().max() < 1e-3  # a changed symbol moves ŷ by 1
+    assert y_hat.abs().max() > 5 and torch.equal(decoded, y_hat)
