@@ -66,6 +66,23 @@ def mapped(
         initargs=(setup, args, max(1, cores() // workers)),
     )
     try:
-        yield pool.map(_call, items)
+        yield _until_a_worker_dies(pool.map(_call, items), workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _until_a_worker_dies(results: Iterator, workers: int) -> Iterator:
+    """The results; a worker killed from outside (the kernel's out-of-memory killer, a
+    signal) ends them with one line instead of concurrent.futures' traceback."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .errors import GrmError
+
+    try:
+        yield from results
+    except BrokenProcessPool:
+        raise GrmError(
+            f"a worker process (one of {workers}) was killed, most often by the kernel for "
+            "want of memory; what was not done was not written: run again (`grm compress` / "
+            "`decompress -j 1` code one file at a time)"
+        ) from None
