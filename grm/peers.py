@@ -25,6 +25,7 @@ from .image_io import unit_float  # noqa: E402
 from .model import GRM, config_from, device_of  # noqa: E402
 from .settings import from_known_keys  # noqa: E402
 from .strides import STRIDE  # noqa: E402
+from .threads import torch_threads  # noqa: E402
 
 PEERS = {"bmshj2018-hyperprior": ScaleHyperprior, "mbt2018": JointAutoregressiveHierarchicalPriors}
 
@@ -77,13 +78,13 @@ class Peer(CompressionModel):
             z = net.h_a(torch.abs(y))
             z_bytes = net.entropy_bottleneck.compress(z)[0]
             z_hat = net.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
-            indexes = net.gaussian_conditional.build_indexes(net.h_s(z_hat))
+            indexes = net.gaussian_conditional.build_indexes(_hyper_synthesis(net, z_hat))
             y_bytes = net.gaussian_conditional.compress(y, indexes)[0]
             return [z_bytes, y_bytes], net.gaussian_conditional.quantize(y, "symbols").float()
         z = net.h_a(y)
         z_bytes = net.entropy_bottleneck.compress(z)[0]
         z_hat = net.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
-        params = net.h_s(z_hat)
+        params = _hyper_synthesis(net, z_hat)
         y_bytes, y_hat = _context_encode(net, y, params)
         return [z_bytes, y_bytes], y_hat
 
@@ -96,17 +97,26 @@ class Peer(CompressionModel):
             [padded_stream(strings[0], self.widths["N"] * zh * zw)], (zh, zw)
         )
         if self.arch == "bmshj2018-hyperprior":
-            indexes = net.gaussian_conditional.build_indexes(net.h_s(z_hat))
+            indexes = net.gaussian_conditional.build_indexes(_hyper_synthesis(net, z_hat))
             y_hat = net.gaussian_conditional.decompress(
                 [padded_stream(strings[1], n_y)], indexes, z_hat.dtype
             )
         else:
-            y_hat = _context_decode(net, padded_stream(strings[1], n_y), net.h_s(z_hat))
+            y_hat = _context_decode(
+                net, padded_stream(strings[1], n_y), _hyper_synthesis(net, z_hat)
+            )
         return net.g_s(y_hat)[..., :height, :width].clamp(0, 1), y_hat
 
 
 def build_peer(arch: str, config) -> Peer:
     return Peer(arch, config)
+
+
+def _hyper_synthesis(net, z_hat: torch.Tensor) -> torch.Tensor:
+    """h_s on one thread: the encoder and the decoder, whatever their thread counts, must
+    get the same entropy parameters from the same ẑ."""
+    with torch_threads(1):
+        return net.h_s(z_hat)
 
 
 # Minnen 2018's context model, coded by wavefronts instead of compressai's loop over every
@@ -126,11 +136,15 @@ def _wavefronts(hy: int, wy: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(rows.flatten()[o], cols.flatten()[o]) for o in torch.split(order, counts) if len(o)]
 
 
-def _gaussians(net, y_pad: torch.Tensor, params: torch.Tensor, rows, cols):
-    """Scales and means of the positions (rows, cols), n × M each, from the padded latents."""
+def _masked_weight(net) -> torch.Tensor:
+    return net.context_prediction.weight * net.context_prediction.mask
+
+
+def _gaussians(net, weight, y_pad: torch.Tensor, params: torch.Tensor, rows, cols):
+    """Scales and means of the positions (rows, cols), n × M each, from the padded latents
+    (``weight``: the context convolution's, masked)."""
     k = torch.arange(KERNEL)
     patches = y_pad[0][:, rows[:, None, None] + k[None, :, None], cols[:, None, None] + k]
-    weight = net.context_prediction.weight * net.context_prediction.mask
     ctx = torch.einsum("mnij,omij->no", patches, weight) + net.context_prediction.bias
     p = params[0][:, rows, cols].T
     out = net.entropy_parameters(torch.cat((p, ctx), 1)[..., None, None])[..., 0, 0]
@@ -148,13 +162,14 @@ def _context_encode(net, y: torch.Tensor, params: torch.Tensor) -> tuple[bytes, 
 
     gc = net.gaussian_conditional
     y_pad = F.pad(y, (PAD,) * 4)  # each position's value becomes ŷ once it is coded
-    symbols, indexes = [], []
-    for rows, cols in _wavefronts(*y.shape[-2:]):
-        scales, means = _gaussians(net, y_pad, params, rows, cols)
-        q = gc.quantize(y_pad[0][:, rows + PAD, cols + PAD].T, "symbols", means)
-        y_pad[0][:, rows + PAD, cols + PAD] = (q + means).T
-        symbols += q.flatten().tolist()
-        indexes += gc.build_indexes(scales).flatten().tolist()
+    symbols, indexes, weight = [], [], _masked_weight(net)
+    with torch_threads(1):  # the decoder must get the same means whatever its thread count
+        for rows, cols in _wavefronts(*y.shape[-2:]):
+            scales, means = _gaussians(net, weight, y_pad, params, rows, cols)
+            q = gc.quantize(y_pad[0][:, rows + PAD, cols + PAD].T, "symbols", means)
+            y_pad[0][:, rows + PAD, cols + PAD] = (q + means).T
+            symbols += q.flatten().tolist()
+            indexes += gc.build_indexes(scales).flatten().tolist()
     encoder = BufferedRansEncoder()
     encoder.encode_with_indexes(symbols, indexes, *_tables(net))
     return encoder.flush(), y_pad[..., PAD:-PAD, PAD:-PAD]
@@ -163,14 +178,17 @@ def _context_encode(net, y: torch.Tensor, params: torch.Tensor) -> tuple[bytes, 
 def _context_decode(net, stream: bytes, params: torch.Tensor) -> torch.Tensor:
     from compressai.ans import RansDecoder
 
-    gc, tables = net.gaussian_conditional, _tables(net)
+    gc, tables, weight = net.gaussian_conditional, _tables(net), _masked_weight(net)
     hy, wy = params.shape[-2:]
     y_pad = torch.zeros(1, net.M, hy + 2 * PAD, wy + 2 * PAD, device=params.device)
     decoder = RansDecoder()
     decoder.set_stream(stream)
-    for rows, cols in _wavefronts(hy, wy):
-        scales, means = _gaussians(net, y_pad, params, rows, cols)
-        idx = gc.build_indexes(scales).flatten().tolist()
-        q = torch.tensor(decoder.decode_stream(idx, *tables), dtype=means.dtype)
-        y_pad[0][:, rows + PAD, cols + PAD] = gc.dequantize(q.reshape(means.shape), means).T
+    with torch_threads(1):  # as the encoder computed them
+        for rows, cols in _wavefronts(hy, wy):
+            scales, means = _gaussians(net, weight, y_pad, params, rows, cols)
+            idx = gc.build_indexes(scales).flatten().tolist()
+            q = torch.tensor(
+                decoder.decode_stream(idx, *tables), dtype=means.dtype, device=means.device
+            )
+            y_pad[0][:, rows + PAD, cols + PAD] = gc.dequantize(q.reshape(means.shape), means).T
     return y_pad[..., PAD:-PAD, PAD:-PAD]

@@ -12,6 +12,7 @@ wake between every two of them. The default run's base trained at 4.45 steps/s p
 against 8.3 spinning (README, "Busy machines"), so the training stages spin.
 """
 
+import contextlib
 import os
 
 
@@ -30,3 +31,18 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch on ``n`` threads inside. On one, a float computation whose result must not
+    depend on the caller's thread count (a batched product splits its sums differently on
+    1 and 2 threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -2,9 +2,8 @@
 
 Coding a photo is a long chain of small steps that a second thread barely speeds up, so on
 a CPU two photos at a time do more than one photo with two threads: the `grm compress`
-of a folder (24 photos on 2 cores: 0.40 s a photo against 0.61 s) and the evaluation
-stage (Minnen 2018's 24 photos: 1.69× faster) spread their photos this way. The classic
-codecs do not: VVenC and AVIF thread themselves, and JPEG's photos were 0.70× as fast.
+of a folder and the evaluation stage spread their photos this way. The classic codecs do
+not (VVenC and AVIF thread themselves). Figures: docs/results/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,11 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from .quiet import quiet_dependencies
 from .threads import cores
 
-_WORKER: dict = {}
-
-
 # A worker's start (torch and a model) costs about as much as coding a photo.
 PHOTOS_PER_WORKER = 4
+_WORKER: dict = {}  # in a worker process: its ``one``
 
 
 def workers_for(items: int, per_worker: int = PHOTOS_PER_WORKER, asked: int = 0) -> int:

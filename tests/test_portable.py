@@ -16,6 +16,7 @@ from grm.model import GRM
 from grm.model_file import load_model, save_model
 from grm.pipeline.sample_images import bundled_photos
 from grm.image_io import read_image
+from grm.threads import torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +36,8 @@ def model_file(request, tmp_path_factory):
 
 
 def _with_threads(n, fn, *args):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
+    with torch_threads(n):
         return fn(*args)
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_files_decode_bit_exactly_across_thread_counts(model_file, photos):
@@ -280,3 +277,22 @@ def test_encoder_batches_code_the_bytes_of_one_group_at_a_time(model_file, photo
     finally:
         with torch.no_grad():
             g_a_out.weight.copy_(before)
+
+
+def test_minnen_2018_files_decode_across_thread_counts(photos, tmp_path):
+    """The peer's entropy parameters (h_s and the context model by wavefronts) are computed
+    on one thread, so a file coded on 1 thread decodes on 2 and the reverse."""
+    from grm.peers import Peer
+
+    torch.manual_seed(3)
+    peer = Peer("mbt2018", "compact").eval()
+    with torch.no_grad():
+        peer.net.g_a[-1].weight.mul_(40)  # untrained g_a makes ŷ all zeros: give it symbols
+    peer.update(force=True)
+    lm = load_model(save_model(peer, tmp_path / "p.safetensors", "mbt2018"))
+    for rgb in photos:
+        for t_enc, t_dec in ((1, 2), (2, 1)):
+            enc = _with_threads(t_enc, encode_array, lm, rgb)
+            assert enc.y_symbols.abs().max() > 2
+            _, y = _with_threads(t_dec, decode_bytes, lm, enc.data)
+            assert torch.equal(y, enc.y_symbols), (t_enc, t_dec)

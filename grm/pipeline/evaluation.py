@@ -13,6 +13,7 @@ import torch
 from ..codec import decode_bytes, encode_array
 from ..errors import DecodeError
 from ..image_io import to_tensor, write_png
+from ..model import device_of
 from ..model_file import LoadedModel
 from .eval_set import REFERENCE_STATS
 from .metrics import bits, ms_ssim, psnr
@@ -37,8 +38,7 @@ def evaluate_model(
 
     if decoded_dir is not None:
         Path(decoded_dir).mkdir(parents=True, exist_ok=True)
-    on_cpu = next(lm.model.parameters()).device.type == "cpu"
-    n = workers_for(len(images), asked=workers) if on_cpu else 1
+    n = workers_for(len(images), asked=workers) if device_of(lm.model).type == "cpu" else 1
     local = partial(evaluate_photo, lm, decoded_dir=decoded_dir)
     rows = []
     with mapped(_photo_evaluator, (lm.path, decoded_dir), images, n, local) as results:
