@@ -11,6 +11,7 @@ with every core.
 """
 
 import sys
+from functools import partial
 from pathlib import Path
 
 from grm.threads import spin_while_training
@@ -22,7 +23,6 @@ from grm.pipeline.stage import (  # noqa: E402
     base_path,
     base_settings,
     run_stage,
-    shared_params,
     stage_args,
     variants,
 )
@@ -72,18 +72,16 @@ def main():
     for v in names:
         if v not in todo:
             train_base(params, v)  # found complete: only its file is written again
-    from grm.pipeline import side_by_side
+    from grm.pipeline.side_by_side import train_all
 
-    jobs = side_by_side.jobs_for((params.get("base") or {}).get("jobs", "auto"), len(todo))
-    if jobs == 1:
-        for v in todo:
-            train_base(params, v)  # with every core
-        return
-    from grm.pipeline.tracking import start_pipeline_run
-
-    start_pipeline_run(ROOT, shared_params(params))  # before the children: one parent run
     me = [sys.executable, "-m", "stages.base", "--params", args.params]
-    side_by_side.run_all({f"the base of {v}": me + [v] for v in todo}, jobs)
+    train_all(
+        {f"the base of {v}": (partial(train_base, params, v), me + [v]) for v in todo},
+        (params.get("base") or {}).get("jobs", "auto"),
+        "base.jobs",
+        ROOT,
+        params,
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ ROOT = Path.cwd()
 
 def main():
     args, params, name = run_args(__doc__)
-    ckpt = ROOT / paths.CHECKPOINTS / name
+    ckpt = ROOT / paths.RATE_RUNS / name
     history_file = ckpt / "history.json"
     if not history_file.is_file():
         raise FileNotFoundError(f"no validation history in {ckpt}: run the train stage first")

@@ -97,13 +97,13 @@ def shards(tmp_path_factory):
 
 
 def test_disk_full_at_a_checkpoint_keeps_the_last_state_then_resumes(shards, tmp_path, mounts):
-    run = tmp_path / "data/checkpoints/grm-r"
+    run = tmp_path / "data/checkpoints/rates/grm-r"
     # One checkpoint of the tiny model (weights 0.75 MB + state 2.3 MB) fits, two do not.
     small_disk(mounts, run, "4500k")
     write_params(tmp_path / "params.yaml", shards, steps=10)
     line = one_line_failure(stage(tmp_path, "stages.train", "grm", "r"))
     assert line == (
-        "disk full while saving step 10 of grm-r to data/checkpoints/grm-r; "
+        "disk full while saving step 10 of grm-r to data/checkpoints/rates/grm-r; "
         "the last complete state is step 5; free space and rerun to resume"
     )
     assert last_state(run) == 5
@@ -123,7 +123,7 @@ def test_disk_full_at_a_checkpoint_keeps_the_last_state_then_resumes(shards, tmp
 def test_run_folder_on_a_mount_point_sets_an_old_run_aside_inside_it(shards, tmp_path, mounts):
     """A scratch disk mounted at the run folder cannot be renamed: the old run waits inside
     it while a new run starts, and comes back when the old settings do."""
-    run = tmp_path / "data/checkpoints/grm-r"
+    run = tmp_path / "data/checkpoints/rates/grm-r"
     small_disk(mounts, run, "64m")
     write_params(tmp_path / "params.yaml", shards, steps=5)
     assert stage(tmp_path, "stages.train", "grm", "r").returncode == 0
@@ -156,7 +156,7 @@ def test_read_only_models_folder_fails_the_export_in_one_line(shards, tmp_path, 
     line = one_line_failure(stage(tmp_path, "stages.export", "grm", "r"))
     assert line == (
         "read-only file system while exporting grm-r to data/models/grm-r.safetensors; "
-        "the checkpoints in data/checkpoints/grm-r are intact; make it writable and rerun"
+        "the checkpoints in data/checkpoints/rates/grm-r are intact; make it writable and rerun"
     )
     assert not list(models.iterdir())
     _mount("-o", "remount,bind,rw", str(models))
@@ -182,7 +182,7 @@ def test_shards_removed_or_cut_short_mid_run(shards, tmp_path):
         text=True,
     )
     try:
-        run = tmp_path / "data/checkpoints/grm-r"
+        run = tmp_path / "data/checkpoints/rates/grm-r"
         deadline = time.time() + 300
         while time.time() < deadline and not (run / "state/step-00000010").is_dir():
             time.sleep(0.01)

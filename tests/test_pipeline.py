@@ -121,9 +121,10 @@ def test_pipeline_runs_end_to_end(repo):
         "classic@vvc",
         "report",
         "base",
+        "train",
     } | {
         f"{stage}@{v}-{r}"
-        for stage in ("train", "export", "evaluate")
+        for stage in ("export", "evaluate")
         for v in ("grm", "bmshj2018")
         for r in "ab"
     }
@@ -141,7 +142,7 @@ def test_pipeline_runs_end_to_end(repo):
         assert ev["mean"]["bit_exact"] and ev["mean"]["bpp"] > 0
         assert (root / f"data/models/{name}.safetensors").is_file()
         # every rate point fine-tuned from its variant's base, whose hash is in its run key
-        key = json.loads((root / f"data/checkpoints/{name}/settings.json").read_text())
+        key = json.loads((root / f"data/checkpoints/rates/{name}/settings.json").read_text())
         variant = name.rsplit("-", 1)[0]
         assert key["settings"]["init_from"] == f"data/bases/{variant}.safetensors"
         assert key["parent"] == sha256_file(root / key["settings"]["init_from"])
@@ -209,15 +210,15 @@ def test_adding_a_rate_point_runs_only_its_stages(repo):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["rates"]["c"] = {"lmbda": 0.02}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    runs = sorted((root / "data/checkpoints/rates").rglob("*"))
+    trained = {p: p.stat().st_mtime_ns for p in runs if p.is_file()}
     r = sh(root, str(BIN / "dvc"), "repro")
     assert sorted(ran_stages(r.stdout)) == sorted(
-        ["report"]
-        + [
-            f"{stage}@{v}-c"
-            for stage in ("train", "export", "evaluate")
-            for v in ("grm", "bmshj2018")
-        ]
+        ["train", "report"]
+        + [f"{stage}@{v}-c" for stage in ("export", "evaluate") for v in ("grm", "bmshj2018")]
     )
+    # The fine-tunes are one stage, but only the new point trained: the others are untouched.
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained
     # (Editing one point retrains only that point: the `dvc exp run -S` test below.)
 
 
@@ -253,12 +254,8 @@ def test_exp_run_sets_one_rate_point_and_shows_its_metrics(repo):
         root, "bash", "-c", tiny_names("dvc exp run -S rates.q2.lmbda=0.02")
     )  # the README's line
     assert sorted(ran_stages(r.stdout)) == sorted(
-        ["report"]
-        + [
-            f"{stage}@{v}-b"
-            for stage in ("train", "export", "evaluate")
-            for v in ("grm", "bmshj2018")
-        ]
+        ["train", "report"]
+        + [f"{stage}@{v}-b" for stage in ("export", "evaluate") for v in ("grm", "bmshj2018")]
     )
     show = json.loads(sh(root, dvc, "exp", "show", "--json").stdout)
     exps = [e for commit in show for e in (commit.get("experiments") or [])]
@@ -362,9 +359,7 @@ def test_readme_lines_run_as_written(repo):
 def documented_launch_lines() -> dict[str, str]:
     """The train stage's `cmd` lines the README gives for launching through DVC, by launcher."""
     text = (REPO / "README.md").read_text()
-    found = re.findall(
-        r"^\s*cmd: ((accelerate|torchrun) .*-m stages\.train \S+ \S+?)\s+#", text, re.M
-    )
+    found = re.findall(r"^\s*cmd: ((accelerate|torchrun) .*-m stages\.train)\s+#", text, re.M)
     return {launcher: line for line, launcher in found}
 
 
@@ -379,7 +374,7 @@ def exported_provenance(root: Path, name: str) -> dict:
     return {
         **meta,
         "step": extra["step"],
-        "run_key": json.loads((root / f"data/checkpoints/{name}/settings.json").read_text()),
+        "run_key": json.loads((root / f"data/checkpoints/rates/{name}/settings.json").read_text()),
     }
 
 
@@ -420,15 +415,15 @@ def test_dvc_repro_trains_a_rate_point_through_each_launcher(repo, tmp_path):
     )
     env = {"HF_HOME": str(hf), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     original = (root / "dvc.yaml").read_text()
-    plain = "cmd: python -m stages.train ${item.variant} ${item.rate}"
+    plain = "cmd: python -m stages.train"
     assert plain in original
     try:
         for launcher, line in lines.items():
             line = line.replace("--nproc_per_node 8", "--nproc_per_node 2")
             (root / "dvc.yaml").write_text(original.replace(plain, f"cmd: {line}"))
-            shutil.rmtree(root / "data/checkpoints/grm-a")
+            shutil.rmtree(root / "data/checkpoints/rates/grm-a")
             r = sh(root, str(BIN / "dvc"), "repro", "export@grm-a", env=env)
-            assert ran_stages(r.stdout) == ["train@grm-a", "export@grm-a"], (
+            assert ran_stages(r.stdout) == ["train", "export@grm-a"], (
                 launcher,
                 r.stdout[-2000:],
             )
@@ -444,18 +439,22 @@ def test_adding_a_variant_trains_only_its_base_and_rate_points(repo):
     root, _ = repo
     sh(root, str(BIN / "dvc"), "repro")  # whatever the tests before left stale
     before = {v: sha256_file(root / f"data/bases/{v}.safetensors") for v in ("grm", "bmshj2018")}
+    runs = sorted((root / "data/checkpoints/rates").rglob("*"))
+    trained = {p: p.stat().st_mtime_ns for p in runs if p.is_file()}
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["variants"]["grm-noref"] = {"arch": "grm", "model": {"base": "tiny", "reference": False}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     r = sh(root, str(BIN / "dvc"), "repro")
     assert sorted(ran_stages(r.stdout)) == sorted(
-        ["base", "report"]
+        ["base", "train", "report"]
         + [
             f"{stage}@grm-noref-{rate}"
-            for stage in ("train", "export", "evaluate")
+            for stage in ("export", "evaluate")
             for rate in params["rates"]
         ]
     )
+    # the rate points already trained are left as they were
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained
     assert {v: sha256_file(root / f"data/bases/{v}.safetensors") for v in before} == before
     assert (root / "data/bases/grm-noref.safetensors").is_file()
     assert "resumed grm-base from step 12" in r.stderr  # found complete, not trained again

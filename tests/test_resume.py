@@ -212,10 +212,11 @@ def test_changed_data_or_settings_retrain_from_scratch_bookkeeping_does_not(tmp_
     write_params(tmp_path / "params.yaml", shards, steps=6, val_every=3, log_every=3)
     run_train(tmp_path, "ck")
     before = load_file(tmp_path / "ck/weights/step-00000006.safetensors")
-    # Same inputs, only bookkeeping edited: resumes at the end and trains nothing.
+    # Same inputs, only bookkeeping edited: found complete, trains nothing.
     write_params(tmp_path / "params.yaml", shards, steps=6, val_every=3, log_every=2, keep_states=3)
     r = run_train(tmp_path, "ck")
-    assert "resumed grm-r from step 6" in r.stderr and "from step 0" not in r.stderr
+    assert "grm-r is complete at step 6: not trained again" in r.stderr
+    assert "from step 0" not in r.stderr
     # New shard contents under the same path: trains from step 0, on the new data.
     make_shards(tmp_path / "shards", 4, 1, 80, 80)
     r = run_train(tmp_path, "ck")
@@ -373,3 +374,36 @@ def test_weight_average_is_what_is_kept_and_resumes_exactly(shards, tmp_path):
     assert again.resumed_from == 2
     resumed = load_file(tmp_path / "resumed/weights/step-00000004.safetensors")
     assert all(torch.equal(kept[k], resumed[k]) for k in kept)
+
+
+def test_the_stage_trains_every_rate_point_side_by_side_then_skips_them(shards, tmp_path):
+    """`python -m stages.train` trains every (variant, rate point) not yet complete, two at
+    a time (train.jobs), and a second call trains nothing."""
+    write_params(tmp_path / "params.yaml", shards, steps=6, val_every=3, jobs=2)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["rates"]["s"] = {"lmbda": 0.02, "init_from": "", "steps": 9}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, "-m", "stages.train", "--params", str(tmp_path / "params.yaml")]
+
+    def run(*extra):
+        return subprocess.run(
+            cmd + list(extra),
+            cwd=tmp_path,
+            env=env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    r = run()
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = tmp_path / "data/checkpoints/rates"
+    assert (runs / "grm-r/weights/step-00000006.safetensors").is_file()
+    assert (runs / "grm-s/weights/step-00000009.safetensors").is_file()
+    r = run()
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "grm-r is complete at step 6: not trained again" in r.stderr
+    assert "grm-s is complete at step 9: not trained again" in r.stderr
+    r = run("--out", str(tmp_path / "elsewhere"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "--out names the folder of one rate point" in r.stderr.strip().splitlines()[-1]

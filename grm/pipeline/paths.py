@@ -13,8 +13,9 @@ EVAL_PHOTOS = DATA / "eval_photos"  # the evaluation photos by kind, committed (
 SHARDS = DATA / "shards"  # prepare → WebDataset shards
 EVAL_IMAGES = DATA / "eval_images"  # prepare → evaluation photos (PNG)
 PREPARE_SUMMARY = DATA / "prepare_summary.json"
-CHECKPOINTS = DATA / "checkpoints"  # train → resumable runs, one folder per rate point
+CHECKPOINTS = DATA / "checkpoints"  # resumable training runs (not cached by DVC)
 BASE_RUNS = CHECKPOINTS / "bases"  # base → the variants' base runs, one folder each
+RATE_RUNS = CHECKPOINTS / "rates"  # train → the rate points' runs, one folder each (VARIANT-RATE)
 BASES = DATA / "bases"  # base → each variant's warm start
 MODELS = DATA / "models"  # export → model files and their summaries
 DECODED = DATA / "decoded"  # evaluate → decoded photos
@@ -31,6 +32,7 @@ ALL = (
     PREPARE_SUMMARY,
     CHECKPOINTS,
     BASE_RUNS,
+    RATE_RUNS,
     BASES,
     MODELS,
     DECODED,

@@ -24,15 +24,16 @@ PROGRESS_ROW = "GRM_PROGRESS_ROW"
 ALONE = getattr(signal, "SIGUSR1", None)
 
 
-def jobs_for(requested, count: int) -> int:
-    """How many of ``count`` trainings to run at once: ``requested`` ('auto': one per core),
-    never more than the cores, and 1 where they would share an accelerator or a launcher."""
+def jobs_for(requested, count: int, key: str = "base.jobs") -> int:
+    """How many of ``count`` trainings to run at once: ``requested`` (the setting ``key``;
+    'auto': one per core), never more than the cores, and 1 where they would share an
+    accelerator or a launcher."""
     if requested in (None, "auto"):
         wanted = cores()
     elif isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1:
         wanted = requested
     else:
-        raise ValueError(f"base.jobs must be 'auto' or a positive integer, got {requested!r}")
+        raise ValueError(f"{key} must be 'auto' or a positive integer, got {requested!r}")
     if count < 2 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return 1
     import torch
@@ -62,6 +63,22 @@ def every_core_when_alone():
         yield
     finally:
         signal.signal(ALONE, signal.SIG_IGN)
+
+
+def train_all(todo: dict, requested, key: str, root, params: dict) -> None:
+    """Train each of ``todo`` (label → (a function that trains it in this process, the
+    command that trains it alone)): on a CPU side by side, ``requested`` at a time (the
+    setting ``key``), each a child process; else one after another here, with every core."""
+    jobs = jobs_for(requested, len(todo), key)
+    if jobs == 1:
+        for here, _ in todo.values():
+            here()
+        return
+    from .stage import shared_params
+    from .tracking import start_pipeline_run
+
+    start_pipeline_run(root, shared_params(params))  # before the children: one parent run
+    run_all({label: cmd for label, (_, cmd) in todo.items()}, jobs)
 
 
 def run_all(commands: dict[str, list[str]], jobs: int) -> None:

@@ -21,7 +21,7 @@ from . import paths  # noqa: E402
 SHARED_SECTIONS = ("prepare", "train", "base")
 # Training settings that change how a run is logged or kept, never the weights it produces.
 BOOKKEEPING = ("log_every", "keep_states", "max_bad_steps")
-# Base settings that say how the bases are scheduled, not what they are.
+# Settings of train and base that say how the trainings are scheduled, not what they are.
 SCHEDULING = ("jobs",)
 
 
@@ -46,6 +46,7 @@ def shared_params(params: dict) -> dict:
     for k in BOOKKEEPING:
         shared["train"].pop(k, None)
     for k in SCHEDULING:
+        shared["train"].pop(k, None)
         shared.get("base", {}).pop(k, None)
     return shared
 
@@ -74,7 +75,7 @@ def _variant_settings(params: dict, variant: str) -> tuple[dict, str]:
     all_variants = variants(params)
     if variant not in all_variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml has {sorted(all_variants)}")
-    section = dict(params.get("train") or {})
+    section = {k: v for k, v in (params.get("train") or {}).items() if k not in SCHEDULING}
     shards = section.pop("shards", str(paths.SHARDS))
     v = dict(all_variants[variant] or {})
     if "label" in v:
