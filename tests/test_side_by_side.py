@@ -24,6 +24,17 @@ def test_jobs_follow_the_cores_and_stay_one_under_a_launcher(monkeypatch):
             side_by_side.jobs_for(bad, 3)
 
 
+def test_a_gpu_is_shared_only_when_a_number_is_asked_for(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(side_by_side, "cores", lambda: 16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert side_by_side.jobs_for("auto", 8) == 1
+    assert side_by_side.jobs_for(6, 8, "train.jobs") == 6
+    assert side_by_side.jobs_for(6, 3, "train.jobs") == 3
+
+
 CHILD = """
 import os, sys, time
 from pathlib import Path

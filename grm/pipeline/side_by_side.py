@@ -2,8 +2,9 @@
 
 A compact model's training step is a stream of small parallel regions, so a second thread
 adds little to one training: on 2 cores two 1-thread trainings do about 1.3× the steps of
-one 2-thread training after the other (README, "Bases side by side"). On a GPU, or under a
-distributed launcher, the trainings run one after another instead.
+one 2-thread training after the other (README, "Bases side by side"). Under a distributed
+launcher the trainings run one after another instead; on a GPU too, unless a number of
+jobs is asked for.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ ALONE = getattr(signal, "SIGUSR1", None)
 
 def jobs_for(requested, count: int, key: str = "base.jobs") -> int:
     """How many of ``count`` trainings to run at once: ``requested`` (the setting ``key``;
-    'auto': one per core), never more than the cores, and 1 where they would share an
-    accelerator or a launcher."""
+    'auto': one per core), never more than the cores, and 1 under a launcher. On a GPU
+    'auto' is 1, and a number shares the one GPU among that many trainings: a compact
+    model's small kernels leave most of it idle."""
     if requested in (None, "auto"):
         wanted = cores()
     elif isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1:
@@ -38,7 +40,7 @@ def jobs_for(requested, count: int, key: str = "base.jobs") -> int:
         return 1
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and requested in (None, "auto"):
         return 1
     return max(1, min(wanted, count, cores()))
 
