@@ -68,30 +68,29 @@ def main():
         for v in ([args.variant] if args.variant else variants(params))
         for r in (args.rate or params["rates"])
     ]
-    for v, r in runs:
-        run_settings(params, v, r)  # every name and setting checked before anything trains
-    if args.out and len(runs) != 1:
-        raise ValueError("--out names the folder of one rate point: give VARIANT and one RATE")
     from grm.pipeline.train import TrainSettings, is_complete, training_code_digest
 
+    # Every name and setting checked before anything trains.
+    found = {(v, r): run_settings(params, v, r) for v, r in runs}
+    settings = {vr: TrainSettings.from_dict(s) for vr, (s, _) in found.items()}
+    if args.out and len(runs) != 1:
+        raise ValueError("--out names the folder of one rate point: give VARIANT and one RATE")
     code = training_code_digest(CODE)
 
     def out(v: str, r: str) -> Path:
         return Path(args.out) if args.out else ROOT / paths.RATE_RUNS / run_name(v, r)
 
-    def complete(v: str, r: str) -> bool:
-        settings, shards = run_settings(params, v, r)
-        return is_complete(TrainSettings.from_dict(settings), shards, out(v, r), code)
-
-    todo = [(v, r) for v, r in runs if not complete(v, r)]
-    for v, r in runs:
-        if (v, r) not in todo:
-            steps = TrainSettings.from_dict(run_settings(params, v, r)[0]).steps
+    todo = []
+    for vr in runs:
+        if is_complete(settings[vr], found[vr][1], out(*vr), code):
             print(
-                f"{run_name(v, r)} is complete at step {steps}: not trained again", file=sys.stderr
+                f"{run_name(*vr)} is complete at step {settings[vr].steps}: not trained again",
+                file=sys.stderr,
             )
+        else:
+            todo.append(vr)
     # The longest first: trainings of equal length then run together and end together.
-    todo.sort(key=lambda vr: -TrainSettings.from_dict(run_settings(params, *vr)[0]).steps)
+    todo.sort(key=lambda vr: -settings[vr].steps)
     from grm.pipeline.side_by_side import train_all
 
     me = [sys.executable, "-m", "stages.train", "--params", args.params]
