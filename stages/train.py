@@ -34,11 +34,12 @@ ROOT = Path.cwd()
 CODE = Path(__file__).resolve().parents[1]  # the checkout this stage's code comes from
 
 
-def train_rate(params: dict, variant: str, rate: str, out: Path, trace_dir=None) -> None:
+def train_rate(
+    params: dict, variant: str, rate: str, settings: dict, shards: str, out: Path, trace_dir
+) -> None:
     from grm.pipeline.side_by_side import every_core_when_alone
     from grm.pipeline.training_run import run_training
 
-    settings, shards = run_settings(params, variant, rate)
     with every_core_when_alone():
         run_training(
             ROOT, CODE, params, variant, run_name(variant, rate), settings, shards, out, trace_dir
@@ -94,16 +95,17 @@ def main():
     from grm.pipeline.side_by_side import train_all
 
     me = [sys.executable, "-m", "stages.train", "--params", args.params]
+    if args.trace_dir:
+        me += ["--trace-dir", str(args.trace_dir)]
     train_all(
         {
             run_name(v, r): (
-                partial(train_rate, params, v, r, out(v, r), args.trace_dir),
+                partial(train_rate, params, v, r, *found[v, r], out(v, r), args.trace_dir),
                 me + [v, r],
             )
             for v, r in todo
         },
-        (params.get("train") or {}).get("jobs", "auto"),
-        "train.jobs",
+        "train",
         ROOT,
         params,
     )

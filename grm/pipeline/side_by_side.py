@@ -67,11 +67,12 @@ def every_core_when_alone():
         signal.signal(ALONE, signal.SIG_IGN)
 
 
-def train_all(todo: dict, requested, key: str, root, params: dict) -> None:
+def train_all(todo: dict, section: str, root, params: dict) -> None:
     """Train each of ``todo`` (label → (a function that trains it in this process, the
-    command that trains it alone)): on a CPU side by side, ``requested`` at a time (the
-    setting ``key``), each a child process; else one after another here, with every core."""
-    jobs = jobs_for(requested, len(todo), key)
+    command that trains it alone)): on a CPU side by side, ``<section>.jobs`` at a time,
+    each a child process; else one after another here, with every core."""
+    requested = (params.get(section) or {}).get("jobs", "auto")
+    jobs = jobs_for(requested, len(todo), f"{section}.jobs")
     if jobs == 1:
         for here, _ in todo.values():
             here()
