@@ -59,7 +59,7 @@ def save_model(
     integer entropy model are built here, once, and stored: every machine that codes
     with the file then uses the same tables. Training checkpoints skip them.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,13 +84,24 @@ def save_model(
     tmp = path.with_name(path.name + ".tmp")
     with os_failures("writing", path):
         try:
-            save_file(tensors, str(tmp), metadata=meta)
+            tmp.write_bytes(canonical(save(tensors, metadata=meta)))
             share(tmp)
             tmp.replace(path)
         except BaseException:
             tmp.unlink(missing_ok=True)  # a half-written file only holds space
             raise
     return path
+
+
+def canonical(data: bytes) -> bytes:
+    """A safetensors file with its header's keys sorted. safetensors writes them in the order
+    of a Rust hash map, seeded anew in each process, so the same weights gave different
+    bytes at each export: a new hash (the one .grm files name their model by), and a new
+    file for DVC, which then reran every evaluation downstream."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":"))
+    header += " " * (-len(header) % 8)  # the tensors' data stays 8-byte aligned
+    return len(header).to_bytes(8, "little") + header.encode() + data[8 + n :]
 
 
 def coding_device(name: str = "cpu") -> torch.device:

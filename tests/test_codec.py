@@ -161,3 +161,24 @@ def test_files_decode_across_transform_precisions(trained_model_path, photo):
         assert torch.equal(y_there, y_here)  # the latents are exact across formats
         assert psnr(there, here) > 35, (enc.model.transform_precision, psnr(there, here))
         assert abs(psnr(rgb, there) - psnr(rgb, here)) < 0.2
+
+
+def test_the_same_weights_export_to_the_same_bytes_in_any_process(tmp_path):
+    """safetensors orders its header by a hash map seeded per process; the model file's
+    bytes, and so its hash (the one .grm files carry), must not depend on it."""
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    save_model(GRM("tiny").eval(), tmp_path / "first.safetensors", "m")
+    code = (
+        "import sys; from grm.model_file import load_model, save_model;"
+        "save_model(load_model(sys.argv[1]).model, sys.argv[2], 'm')"
+    )
+    for i in range(2):
+        out = tmp_path / f"again{i}.safetensors"
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "first.safetensors"), str(out)], check=True
+        )
+        assert out.read_bytes() == (tmp_path / "first.safetensors").read_bytes()
+    assert load_model(out).weights_hash == load_model(tmp_path / "first.safetensors").weights_hash
