@@ -51,3 +51,29 @@ def test_minnen_context_by_wavefronts_codes_compressais_symbols():
         decoded = _context_decode(net, stream, params)
     assert (raster[..., 2:-2, 2:-2] - y_hat).abs().max() < 1e-3  # a changed symbol moves ŷ by 1
     assert y_hat.abs().max() > 5 and torch.equal(decoded, y_hat)
+
+
+@pytest.mark.parametrize("arch", ["grm", "bmshj2018-hyperprior", "mbt2018"])
+def test_the_bit_estimate_skips_the_synthesis_and_keeps_the_likelihoods(arch):
+    """The evaluation's estimate runs the forward pass without g_s: the same likelihoods
+    (and grm's reference statistics), and the synthesis back in place afterwards."""
+    from grm.model_file import build
+    from grm.pipeline.evaluation import without_synthesis
+
+    torch.manual_seed(0)
+    model = build(arch, "tiny").eval()
+    owner = model.net if arch != "grm" else model
+    synthesis = owner.g_s
+    calls = []
+    hook = synthesis.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.rand(1, 3, 70, 45)
+    with torch.no_grad():
+        full = model(x)
+        assert calls == [1]
+        with without_synthesis(model):
+            estimate = model(x)
+    hook.remove()
+    assert calls == [1] and owner.g_s is synthesis
+    for k, lik in full["likelihoods"].items():
+        assert torch.equal(estimate["likelihoods"][k], lik), k
+    assert estimate.get("stats") == full.get("stats")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from functools import partial
@@ -66,6 +67,20 @@ def _photo_evaluator(model_path: Path, decoded_dir: Path | None):
     return partial(evaluate_photo, load_model(model_path), decoded_dir=decoded_dir)
 
 
+@contextlib.contextmanager
+def without_synthesis(model: torch.nn.Module):
+    """The model's forward pass with its synthesis transform ``g_s`` (grm's and compressai's
+    name) left out: the bit estimate needs only the likelihoods, and the synthesis was a
+    sixth of a photo's evaluation (0.16 s of about 1 s for a 768×512 photo, one thread)."""
+    owner = model.net if hasattr(model, "net") else model
+    synthesis = owner.g_s
+    owner.g_s = torch.nn.Identity()
+    try:
+        yield
+    finally:
+        owner.g_s = synthesis
+
+
 def evaluate_photo(
     lm: LoadedModel, item: tuple[str, np.ndarray], decoded_dir: Path | None = None
 ) -> dict:
@@ -80,7 +95,7 @@ def evaluate_photo(
         raise DecodeError(f"{key}: decoded latents differ from the encoder's")
     if decoded_dir is not None:
         write_png(Path(decoded_dir) / f"{key}.png", out)
-    with torch.no_grad():
+    with torch.no_grad(), without_synthesis(lm.model):
         forward = lm.model(to_tensor(rgb))
     est = float(bits(forward["likelihoods"]))
     usage = {k: v for k, v in forward.get("stats", {}).items() if k in REFERENCE_STATS}

@@ -17,7 +17,8 @@ CHECKPOINTS = DATA / "checkpoints"  # resumable training runs (not cached by DVC
 BASE_RUNS = CHECKPOINTS / "bases"  # base → the variants' base runs, one folder each
 RATE_RUNS = CHECKPOINTS / "rates"  # train → the rate points' runs, one folder each (VARIANT-RATE)
 BASES = DATA / "bases"  # base → each variant's warm start
-MODELS = DATA / "models"  # export → model files and their summaries
+MODELS = DATA / "models"  # export → model files
+SELECTION = DATA / "selection.json"  # export → the checkpoint each model is, and its validation
 DECODED = DATA / "decoded"  # evaluate → decoded photos
 EVAL = DATA / "eval"  # evaluate → one JSON per model
 CLASSIC = DATA / "classic"  # classic → the codecs' files
@@ -35,6 +36,7 @@ ALL = (
     RATE_RUNS,
     BASES,
     MODELS,
+    SELECTION,
     DECODED,
     EVAL,
     CLASSIC,

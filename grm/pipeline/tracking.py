@@ -52,9 +52,18 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+_CLIENTS: dict = {}  # (uri, experiment) → (client, experiment id): opened once a process
+
+
 def _client(root: Path, experiment: str):
-    embedded = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
     uri = tracking_uri(root)
+    if (uri, experiment) not in _CLIENTS:
+        _CLIENTS[uri, experiment] = _open_client(root, uri, experiment)
+    return _CLIENTS[uri, experiment]
+
+
+def _open_client(root: Path, uri: str, experiment: str):
+    embedded = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
     if uri.startswith(("http://", "https://")):
         # MLflow's defaults retry an unreachable server for minutes (5 retries with
         # exponential backoff, 120 s per request); a mistyped URI should fail in seconds.
