@@ -69,6 +69,10 @@ NOT_RUN_HERE = {
         "tests/test_resume.py "
         "trains rate points side by side, tests/test_pipeline.py the train stage through DVC"
     ),
+    r"^dvc repro -f -s export$": (
+        "a timing of a finished run's exports: tests/test_pipeline.py reruns the export stage "
+        "through DVC (test_dvc_repro_trains_a_rate_point_through_each_launcher)"
+    ),
     r"^dvc exp run --queue ": (
         "retrains every model (the queue's copy has no checkpoints, as the README says): minutes "
         "even at the tiny profile; DVC's queue is DVC's to test"
