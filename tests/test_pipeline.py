@@ -208,10 +208,13 @@ def test_adding_a_rate_point_runs_only_its_stages(repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     runs = sorted((root / "data/checkpoints/rates").rglob("*"))
     trained = {p: p.stat().st_mtime_ns for p in runs if p.is_file()}
+    mine = root / "data/models/mine.safetensors"  # the codec's default model folder
+    shutil.copy(root / "data/models/grm-a.safetensors", mine)
     r = sh(root, str(BIN / "dvc"), "repro")
     assert sorted(ran_stages(r.stdout)) == sorted(
         ["train", "export", "report"] + [f"evaluate@{v}-c" for v in ("grm", "bmshj2018")]
     )
+    assert mine.read_bytes() == (root / "data/models/grm-a.safetensors").read_bytes()
     # The fine-tunes are one stage, but only the new point trained: the others are untouched;
     # the exports are one stage too, and the unchanged models' evaluations do not rerun.
     assert {p: p.stat().st_mtime_ns for p in trained} == trained
