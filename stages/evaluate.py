@@ -1,4 +1,7 @@
-"""DVC stage: real-bitstream evaluation of one exported model on the evaluation set."""
+"""DVC stage: real-bitstream evaluation of one exported model on the evaluation set.
+
+The report, one process for all, records each evaluation in its model's MLflow run: opening
+MLflow here cost 2.8 s a stage, a rate point."""
 
 import json
 from pathlib import Path
@@ -27,20 +30,12 @@ def main():
         "variant": args.variant,
         "rate_point": args.rate,
         "arch": lm.arch,
+        "run_id": lm.extra.get("run_id"),  # the report records the evaluation in this run
         "mean": mean,
         "images": rows,
     }
     out = ROOT / paths.EVAL / f"{name}.json"
     write_json(out, result)
-    extra = lm.extra
-    if extra.get("run_id"):
-        from grm.pipeline.tracking import tracker_for_run
-
-        t = tracker_for_run(ROOT, extra["run_id"])
-        t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})
-        t.tags({"eval.bit_exact": mean["bit_exact"]})
-        t.artifact(out, "evaluation")
-        t.finish()
     print(json.dumps(mean))
 
 

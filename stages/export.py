@@ -11,7 +11,6 @@ the same bytes, so the evaluation of a model that did not change does not rerun;
 is recorded in its MLflow run only when it is new there.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -73,24 +72,16 @@ def export(name: str) -> dict:
 
 def record(exported: list[dict]) -> None:
     """Each model in its training's MLflow run, unless that run already holds these bytes."""
-    from grm.pipeline.tracking import tracker_for_run
+    from grm.pipeline.tracking import first_record
 
     for e in exported:
-        if not e["run_id"]:
-            continue
-        digest = hashlib.sha256(e["model"].read_bytes()).hexdigest()
-        t = tracker_for_run(ROOT, e["run_id"])
-        if t.client.get_run(t.run_id).data.tags.get("grm.model_sha256") == digest:
+        t = e["run_id"] and first_record(ROOT, e["run_id"], "grm.model_sha256", e["model"])
+        if not t:
             continue
         t.metrics({f"export/{k}": v for k, v in e["summary"].items()})
         t.artifact(e["model"], "model")
         t.artifact(e["ckpt"] / "history.json", "training")
-        t.tags(
-            {
-                "selected_checkpoint": f"step-{e['summary']['selected_step']:08d}",
-                "grm.model_sha256": digest,
-            }
-        )
+        t.tags({"selected_checkpoint": f"step-{e['summary']['selected_step']:08d}"})
 
 
 def main():

@@ -174,7 +174,27 @@ def main():
     for f in figures:
         t.artifact(f, "report/compare")
     t.finish()
+    record_evaluations(params)
     print(text)
+
+
+def record_evaluations(params: dict) -> None:
+    """Each rate point's evaluation in its training's MLflow run (finished with it), unless
+    the run already holds this evaluation."""
+    from grm.pipeline.tracking import first_record
+
+    for variant in variants(params):
+        for rate in params["rates"]:
+            path = ROOT / paths.EVAL / f"{run_name(variant, rate)}.json"
+            res = json.loads(path.read_text())
+            t = res.get("run_id") and first_record(ROOT, res["run_id"], "grm.eval_sha256", path)
+            if not t:
+                continue
+            mean = res["mean"]
+            t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})
+            t.tags({"eval.bit_exact": mean["bit_exact"]})
+            t.artifact(path, "evaluation")
+            t.finish()
 
 
 if __name__ == "__main__":

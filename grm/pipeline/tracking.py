@@ -234,3 +234,18 @@ def rate_point_tracker(
 def tracker_for_run(root: Path, run_id: str, experiment: str | None = None) -> Tracker:
     client, exp_id = _client(root, experiment or experiment_name())
     return _opened(Tracker(client, run_id, exp_id))
+
+
+def first_record(root: Path, run_id: str, tag: str, path: Path) -> Tracker | None:
+    """The tracker of ``run_id`` if the run does not hold ``path``'s bytes yet (its ``tag``
+    is their sha256), now tagged with them; else None. A stage that rewrites the same file
+    (an unchanged model, an unchanged evaluation) then records nothing twice."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    t = tracker_for_run(root, run_id)
+    if t.client.get_run(run_id).data.tags.get(tag) == digest:
+        _OPEN.remove(t)
+        return None
+    t.tags({tag: digest})
+    return t
