@@ -69,9 +69,10 @@ NOT_RUN_HERE = {
         "tests/test_resume.py "
         "trains rate points side by side, tests/test_pipeline.py the train stage through DVC"
     ),
-    r"^dvc repro -f -s export$": (
-        "a timing of a finished run's exports: tests/test_pipeline.py reruns the export stage "
-        "through DVC (test_dvc_repro_trains_a_rate_point_through_each_launcher)"
+    r"^dvc repro -f -s (export|evaluate@grm-q1)$": (
+        "timings of a finished run's stages: tests/test_pipeline.py reruns the export stage "
+        "through DVC (test_dvc_repro_trains_a_rate_point_through_each_launcher) and the "
+        "evaluations (test_adding_a_rate_point_runs_only_its_stages)"
     ),
     r"^dvc exp run --queue ": (
         "retrains every model (the queue's copy has no checkpoints, as the README says): minutes "
