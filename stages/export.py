@@ -72,16 +72,17 @@ def export(name: str) -> dict:
 
 def record(exported: list[dict]) -> None:
     """Each model in its training's MLflow run, unless that run already holds these bytes."""
-    from grm.pipeline.tracking import first_record
+    from grm.pipeline.tracking import recording_once
 
     for e in exported:
-        t = e["run_id"] and first_record(ROOT, e["run_id"], "grm.model_sha256", e["model"])
-        if not t:
+        if not e["run_id"]:
             continue
-        t.metrics({f"export/{k}": v for k, v in e["summary"].items()})
-        t.artifact(e["model"], "model")
-        t.artifact(e["ckpt"] / "history.json", "training")
-        t.tags({"selected_checkpoint": f"step-{e['summary']['selected_step']:08d}"})
+        with recording_once(ROOT, e["run_id"], "grm.model_sha256", e["model"]) as t:
+            if t:
+                t.metrics({f"export/{k}": v for k, v in e["summary"].items()})
+                t.artifact(e["model"], "model")
+                t.artifact(e["ckpt"] / "history.json", "training")
+                t.tags({"selected_checkpoint": f"step-{e['summary']['selected_step']:08d}"})
 
 
 def main():

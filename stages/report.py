@@ -181,20 +181,21 @@ def main():
 def record_evaluations(params: dict) -> None:
     """Each rate point's evaluation in its training's MLflow run (finished with it), unless
     the run already holds this evaluation."""
-    from grm.pipeline.tracking import first_record
+    from grm.pipeline.tracking import recording_once
 
     for variant in variants(params):
         for rate in params["rates"]:
             path = ROOT / paths.EVAL / f"{run_name(variant, rate)}.json"
             res = json.loads(path.read_text())
-            t = res.get("run_id") and first_record(ROOT, res["run_id"], "grm.eval_sha256", path)
-            if not t:
+            if not res.get("run_id"):
                 continue
-            mean = res["mean"]
-            t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})
-            t.tags({"eval.bit_exact": mean["bit_exact"]})
-            t.artifact(path, "evaluation")
-            t.finish()
+            with recording_once(ROOT, res["run_id"], "grm.eval_sha256", path) as t:
+                if t:
+                    mean = res["mean"]
+                    t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})
+                    t.tags({"eval.bit_exact": mean["bit_exact"]})
+                    t.artifact(path, "evaluation")
+                    t.finish()
 
 
 if __name__ == "__main__":

@@ -36,3 +36,26 @@ def test_an_unreachable_tracking_server_is_one_line_and_fast(tmp_path, monkeypat
     ) as e:
         pipeline_tracker(tmp_path, {"prepare": {}, "train": {}})
     assert time.perf_counter() - t < 60 and "\n" not in str(e.value)
+
+
+def test_a_file_is_recorded_in_its_run_once_and_again_after_a_cut(tmp_path, monkeypatch):
+    """The export and the report rewrite unchanged files; their runs get each file once, and
+    a record cut short (the block failed) is made again the next time."""
+    from grm.pipeline.tracking import pipeline_tracker, recording_once
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = pipeline_tracker(tmp_path, {"prepare": {}, "train": {}}).run_id
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"weights")
+    with pytest.raises(OSError):
+        with recording_once(tmp_path, run, "grm.model_sha256", f) as t:
+            raise OSError("the artifact store went away")
+    recorded = []
+    for _ in range(2):
+        with recording_once(tmp_path, run, "grm.model_sha256", f) as t:
+            recorded.append(t is not None)
+    f.write_bytes(b"new weights")
+    with recording_once(tmp_path, run, "grm.model_sha256", f) as t:
+        recorded.append(t is not None)
+    assert recorded == [True, False, True]

@@ -7,6 +7,7 @@ point name and a digest of its own settings. MLflow is imported lazily (it costs
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -236,16 +237,19 @@ def tracker_for_run(root: Path, run_id: str, experiment: str | None = None) -> T
     return _opened(Tracker(client, run_id, exp_id))
 
 
-def first_record(root: Path, run_id: str, tag: str, path: Path) -> Tracker | None:
-    """The tracker of ``run_id`` if the run does not hold ``path``'s bytes yet (its ``tag``
-    is their sha256), now tagged with them; else None. A stage that rewrites the same file
-    (an unchanged model, an unchanged evaluation) then records nothing twice."""
+@contextlib.contextmanager
+def recording_once(root: Path, run_id: str, tag: str, path: Path):
+    """The tracker of ``run_id``, or None if the run already holds ``path``'s bytes (its
+    ``tag`` is their sha256): a stage that rewrites the same file (an unchanged model, an
+    unchanged evaluation) records nothing twice. The tag is set once what the block records
+    is in, so a record cut short is made again at the next run."""
     import hashlib
 
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     t = tracker_for_run(root, run_id)
-    if t.client.get_run(run_id).data.tags.get(tag) == digest:
+    if t.client.get_run(run_id).data.tags.get(tag) == sha:
         _OPEN.remove(t)
-        return None
-    t.tags({tag: digest})
-    return t
+        yield None
+        return
+    yield t
+    t.tags({tag: sha})
