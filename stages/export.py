@@ -39,12 +39,12 @@ def best_checkpoint(name: str) -> tuple[Path, dict, list]:
     return ckpt / "weights" / f"step-{best['step']:08d}.safetensors", best, history
 
 
-def export(name: str) -> dict:
-    """Write one rate point's model file; returns what its MLflow run should record."""
+def export(name: str, weights: Path, best: dict, history: list) -> dict:
+    """Write one rate point's model file (``best_checkpoint``'s answer); returns what its
+    MLflow run should record."""
     from grm.model_file import load_model, save_model
 
-    weights, best, history = best_checkpoint(name)
-    ckpt = weights.parent.parent
+    ckpt = ROOT / paths.RATE_RUNS / name
     lm = load_model(weights)
     run_id = (
         json.loads((ckpt / "run.json").read_text())["run_id"]
@@ -75,8 +75,6 @@ def record(exported: list[dict]) -> None:
     from grm.pipeline.tracking import recording_once
 
     for e in exported:
-        if not e["run_id"]:
-            continue
         with recording_once(ROOT, e["run_id"], "grm.model_sha256", e["model"]) as t:
             if t:
                 t.metrics({f"export/{k}": v for k, v in e["summary"].items()})
@@ -96,11 +94,11 @@ def main():
         for v in ([args.variant] if args.variant else variants(params))
         for r in (args.rate or params["rates"])
     ]
-    for v, r in runs:  # every name and run checked before anything is written
+    for v, r in runs:  # every name checked before anything is read
         run_settings(params, v, r)
-        best_checkpoint(run_name(v, r))
-    names = [run_name(v, r) for v, r in runs]
-    exported = [export(name) for name in names]
+    # Every run's choice before anything is written.
+    chosen = {run_name(v, r): best_checkpoint(run_name(v, r)) for v, r in runs}
+    exported = [export(name, *choice) for name, choice in chosen.items()]
     # A partial export (VARIANT RATE) keeps the other rate points' entries.
     selection_file = ROOT / paths.SELECTION
     selection = (

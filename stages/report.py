@@ -187,9 +187,7 @@ def record_evaluations(params: dict) -> None:
         for rate in params["rates"]:
             path = ROOT / paths.EVAL / f"{run_name(variant, rate)}.json"
             res = json.loads(path.read_text())
-            if not res.get("run_id"):
-                continue
-            with recording_once(ROOT, res["run_id"], "grm.eval_sha256", path) as t:
+            with recording_once(ROOT, res.get("run_id"), "grm.eval_sha256", path) as t:
                 if t:
                     mean = res["mean"]
                     t.metrics({f"eval/{k}": v for k, v in mean.items() if not isinstance(v, bool)})

@@ -238,18 +238,21 @@ def tracker_for_run(root: Path, run_id: str, experiment: str | None = None) -> T
 
 
 @contextlib.contextmanager
-def recording_once(root: Path, run_id: str, tag: str, path: Path):
-    """The tracker of ``run_id``, or None if the run already holds ``path``'s bytes (its
-    ``tag`` is their sha256): a stage that rewrites the same file (an unchanged model, an
-    unchanged evaluation) records nothing twice. The tag is set once what the block records
-    is in, so a record cut short is made again at the next run."""
+def recording_once(root: Path, run_id: str | None, tag: str, path: Path):
+    """The tracker of ``run_id``, or None if there is no run or it already holds ``path``'s
+    bytes (its ``tag`` is their sha256): a stage that rewrites the same file (an unchanged
+    model, an unchanged evaluation) records nothing twice. The tag is set once what the
+    block records is in, so a record cut short is made again at the next run."""
     import hashlib
 
-    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    t = tracker_for_run(root, run_id)
-    if t.client.get_run(run_id).data.tags.get(tag) == sha:
-        _OPEN.remove(t)
+    if not run_id:
         yield None
         return
+    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    client, _ = _client(root, experiment_name())
+    if client.get_run(run_id).data.tags.get(tag) == sha:
+        yield None
+        return
+    t = tracker_for_run(root, run_id)
     yield t
     t.tags({tag: sha})
