@@ -33,15 +33,13 @@ CODE = Path(__file__).resolve().parents[1]
 
 def train_base(params: dict, variant: str) -> None:
     from grm.image_io import write_atomic
-    from grm.pipeline.side_by_side import every_core_when_alone
     from grm.pipeline.training_run import run_training
 
     settings, shards = base_settings(params, variant)
     out = ROOT / paths.BASE_RUNS / variant
-    with every_core_when_alone():
-        result = run_training(
-            ROOT, CODE, params, variant, f"{variant}-base", settings, shards, out, kind="base"
-        )
+    result = run_training(
+        ROOT, CODE, params, variant, f"{variant}-base", settings, shards, out, kind="base"
+    )
     dest = ROOT / base_path(variant)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dest, (out / "weights" / f"step-{result.steps:08d}.safetensors").read_bytes())

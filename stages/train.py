@@ -37,13 +37,11 @@ CODE = Path(__file__).resolve().parents[1]  # the checkout this stage's code com
 def train_rate(
     params: dict, variant: str, rate: str, settings: dict, shards: str, out: Path, trace_dir
 ) -> None:
-    from grm.pipeline.side_by_side import every_core_when_alone
     from grm.pipeline.training_run import run_training
 
-    with every_core_when_alone():
-        run_training(
-            ROOT, CODE, params, variant, run_name(variant, rate), settings, shards, out, trace_dir
-        )
+    run_training(
+        ROOT, CODE, params, variant, run_name(variant, rate), settings, shards, out, trace_dir
+    )
 
 
 def main():

@@ -1,5 +1,5 @@
-"""Trainings side by side: how many at once, the cores shared out, the last one told it is
-alone, and a failure that stops the rest."""
+"""Trainings side by side: how many at once, the cores shared out for good, and a failure
+that stops the rest."""
 
 import sys
 import time
@@ -40,34 +40,50 @@ import os, sys, time
 from pathlib import Path
 from grm.pipeline import side_by_side
 out = Path(sys.argv[1])
-out.write_text(os.environ["OMP_NUM_THREADS"] + " " + os.environ[side_by_side.PROGRESS_ROW])
+began = time.time()
 if sys.argv[2] == "fail":
     sys.exit(3)
-if sys.argv[2] == "wait":
-    import torch
-    with side_by_side.every_core_when_alone():
-        for _ in range(300):  # until the last-one-running signal has raised the threads
-            if torch.get_num_threads() == side_by_side.cores():
-                out.write_text(out.read_text() + " alone")
-                break
-            time.sleep(0.05)
-    time.sleep(7)  # past the trainings: a resent signal must not kill it while it ends
+if sys.argv[2].startswith("until:"):  # another child has started (or 30 s have passed)
+    other = Path(sys.argv[2][6:])
+    for _ in range(300):
+        if other.exists():
+            break
+        time.sleep(0.1)
+else:
+    time.sleep(float(sys.argv[2]))
+out.write_text(" ".join([os.environ["OMP_NUM_THREADS"], os.environ[side_by_side.PROGRESS_ROW],
+                         str(began), str(time.time())]))
 """
 
 
-def test_children_share_the_cores_and_the_last_one_takes_them_all(tmp_path, monkeypatch):
+def test_each_child_keeps_its_share_and_one_left_over_runs_on_every_core(tmp_path, monkeypatch):
+    """A training's floats round by its thread count, so the count is fixed when it starts,
+    by the list alone: never raised when the others happen to finish (another model each
+    run). Three on two jobs: two side by side, then the third on every core, after both."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cmd = [sys.executable, "-c", CHILD]
     side_by_side.run_all(
         {
-            "quick": cmd + [str(tmp_path / "a"), "quick"],
-            "slow": cmd + [str(tmp_path / "b"), "wait"],
+            name: cmd + [str(tmp_path / name), wait]
+            for name, wait in (("long", "1.5"), ("short", "0.2"), ("last", "0"))
         },
         jobs=2,
     )
-    threads = str(max(1, side_by_side.cores() // 2))
-    assert (tmp_path / "a").read_text() == f"{threads} 0"
-    assert (tmp_path / "b").read_text() == f"{threads} 1 alone"
+    runs = {n: (tmp_path / n).read_text().split() for n in ("long", "short", "last")}
+    share = str(max(1, side_by_side.cores() // 2))
+    assert runs["long"][:2] == [share, "0"] and runs["short"][:2] == [share, "1"]
+    assert runs["last"][:2] == [str(side_by_side.cores()), "2"]
+    assert float(runs["last"][2]) >= float(runs["long"][3])  # it waited for the long one
+
+    # An even count leaves none over: each keeps its share, and the next starts as soon as
+    # a place is free (the long one ends only once the third has written its file).
+    even = {"long": f"until:{tmp_path / 'third'}", "short": "0", "third": "0", "fourth": "0"}
+    side_by_side.run_all(
+        {name: cmd + [str(tmp_path / name), wait] for name, wait in even.items()}, jobs=2
+    )
+    third = (tmp_path / "third").read_text().split()
+    assert third[0] == share
+    assert float(third[3]) < float((tmp_path / "long").read_text().split()[3])
 
 
 def test_a_failure_stops_the_others_and_names_the_one_that_failed(tmp_path):

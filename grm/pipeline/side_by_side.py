@@ -9,9 +9,7 @@ jobs is asked for.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 
@@ -21,8 +19,6 @@ from ..threads import cores
 # Tells a child its row for its progress bar, so that bars side by side do not overwrite
 # each other (train.py reads it).
 PROGRESS_ROW = "GRM_PROGRESS_ROW"
-# Sent to the last training still running: the others have finished, it may take every core.
-ALONE = getattr(signal, "SIGUSR1", None)
 
 
 def jobs_for(requested, count: int, key: str = "base.jobs") -> int:
@@ -45,28 +41,6 @@ def jobs_for(requested, count: int, key: str = "base.jobs") -> int:
     return max(1, min(wanted, count, cores()))
 
 
-@contextlib.contextmanager
-def every_core_when_alone():
-    """Around a training that ``run_all`` started: on ALONE, use every core. Outside it the
-    child ignores ALONE (as ``run_all`` started it), so a signal that comes early, or late,
-    while the interpreter shuts down and would restore the default action, is harmless;
-    ``run_all`` sends it again until the child exits."""
-    if ALONE is None or PROGRESS_ROW not in os.environ:
-        yield
-        return
-
-    def alone(signum, frame):
-        import torch
-
-        torch.set_num_threads(cores())
-
-    signal.signal(ALONE, alone)
-    try:
-        yield
-    finally:
-        signal.signal(ALONE, signal.SIG_IGN)
-
-
 def train_all(todo: dict, section: str, root, params: dict) -> None:
     """Train each of ``todo`` (label → (a function that trains it in this process, the
     command that trains it alone)): on a CPU side by side, ``<section>.jobs`` at a time,
@@ -86,23 +60,27 @@ def train_all(todo: dict, section: str, root, params: dict) -> None:
 
 def run_all(commands: dict[str, list[str]], jobs: int) -> None:
     """Run each command as its own process, ``jobs`` at a time, the cores shared out as
-    OpenMP threads (a user's own OMP_NUM_THREADS wins); the last one running is told to
-    take every core. The first failure stops the others (their trainings resume from
-    their last checkpoint) and is raised as a GrmError."""
+    OpenMP threads (a user's own OMP_NUM_THREADS wins). A training keeps its thread count
+    from start to end: its floats round by it, so a count that changed when the others
+    happened to finish would make every run's model another. Where the count leaves one
+    over (5 on 2 cores), that last one waits for the rest and runs on every core: a share
+    known from the list alone. The first failure stops the others (their trainings resume
+    from their last checkpoint) and is raised as a GrmError."""
     pending = list(commands.items())
     threads = str(max(1, cores() // jobs))
-    ours = "OMP_NUM_THREADS" not in os.environ
-    if ALONE is not None:
-        signal.signal(ALONE, signal.SIG_IGN)  # inherited: a child ignores it until it is ready
+    last_alone = "OMP_NUM_THREADS" not in os.environ and len(pending) > jobs > 1
+    last_alone = last_alone and len(pending) % jobs == 1
     running: dict[str, subprocess.Popen] = {}
     rows = iter(range(len(commands)))
-    told = 0.0
     try:
         while pending or running:
             while pending and len(running) < jobs:
+                alone = last_alone and len(pending) == 1
+                if alone and running:
+                    break
                 name, cmd = pending.pop(0)
                 env = {**os.environ, PROGRESS_ROW: str(next(rows))}
-                env.setdefault("OMP_NUM_THREADS", threads)
+                env.setdefault("OMP_NUM_THREADS", str(cores()) if alone else threads)
                 running[name] = subprocess.Popen(cmd, env=env)
             for name, proc in list(running.items()):
                 code = proc.poll()
@@ -111,11 +89,6 @@ def run_all(commands: dict[str, list[str]], jobs: int) -> None:
                 del running[name]
                 if code != 0:
                     raise GrmError(f"{name} failed (exit status {code}); its error is above")
-            # Again every few seconds: a child still starting up ignores it.
-            alone = ours and ALONE is not None and not pending and len(running) == 1
-            if alone and time.monotonic() - told > 5:
-                next(iter(running.values())).send_signal(ALONE)
-                told = time.monotonic()
             time.sleep(0.2)
     finally:
         for proc in running.values():
