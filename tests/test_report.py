@@ -86,8 +86,19 @@ def test_training_budget_names_the_base_and_each_rate_points_own_steps():
             "rates": {"q1": {"lmbda": 0.0035}, "q3": {"lmbda": 0.0483, "steps": 480}},
         }
     )
-    assert "a base of 2,500 steps at λ = 0.013" in line and "(q1 230, q3 480 steps)" in line
-    assert "batch 8 × 128²" in line and "`compact`" in line
+    assert "a base of 2,500 steps of batch 8 × 128² crops at λ = 0.013" in line
+    assert "rate point on batch 8 × 128² crops (q1 230, q3 480 steps)" in line
+    assert "`compact`" in line
+    # The validation profile's bases train on 128² crops, its fine-tunes on 256².
+    line = training_budget(
+        {
+            "train": {"steps": 230, "batch_size": 8, "crop": 256, "model": "compact"},
+            "base": {"steps": 5000, "lmbda": 0.013, "crop": 128},
+            "rates": {"q1": {"lmbda": 0.0005}},
+        }
+    )
+    assert "a base of 5,000 steps of batch 8 × 128² crops" in line
+    assert "rate point on batch 8 × 256² crops (q1 230 steps)" in line
 
 
 def curve(name, rates, psnrs):

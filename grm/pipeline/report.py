@@ -266,11 +266,15 @@ def training_budget(params: dict) -> str:
         for name, rp in (params.get("rates") or {}).items()
     }
     ladder = ", ".join(f"{name} {n:,}" for name, n in steps.items())
+
+    def crops(section: dict) -> str:  # the base may train on other crops than its fine-tunes
+        return f"batch {section.get('batch_size')} × {section.get('crop')}² crops"
+
     return (
-        f"Training budget, the same for every learned model (model `{train.get('model')}`, batch "
-        f"{train.get('batch_size')} × {train.get('crop')}² crops): a base of "
-        f"{base.get('steps', 0):,} steps "
-        f"at λ = {base.get('lmbda')}, then a fine-tune per rate point ({ladder} steps)."
+        f"Training budget, the same for every learned model (model `{train.get('model')}`): "
+        f"a base of {base.get('steps', 0):,} steps of {crops({**train, **base})} at "
+        f"λ = {base.get('lmbda')}, then a fine-tune per rate point on {crops(train)} "
+        f"({ladder} steps)."
     )
 
 
