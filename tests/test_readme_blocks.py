@@ -18,6 +18,10 @@ from test_pipeline import README_RUNS
 
 # Lines not run as written, each with why and where its nearest form runs.
 NOT_RUN_HERE = {
+    r"^rm -rf data/checkpoints/bases data/bases && python -m stages.base": (
+        "two base trainings compared by hash (docs/log.md, 2026-12-06 afternoon); the fixed "
+        "thread counts it shows are tested in tests/test_side_by_side.py"
+    ),
     r"^make run\b": (
         "the full default run (25 min, measured in the README); its dvc repro runs on a tiny "
         "profile in tests/test_pipeline.py, the profiles for 2 steps in "
