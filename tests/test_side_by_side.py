@@ -43,7 +43,7 @@ out = Path(sys.argv[1])
 began = time.time()
 if sys.argv[2] == "fail":
     sys.exit(3)
-if sys.argv[2].startswith("until:"):  # another child has started (or 30 s have passed)
+if sys.argv[2].startswith("until:"):  # another child has written its file (or 30 s passed)
     other = Path(sys.argv[2][6:])
     for _ in range(300):
         if other.exists():

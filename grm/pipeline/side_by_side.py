@@ -68,8 +68,8 @@ def run_all(commands: dict[str, list[str]], jobs: int) -> None:
     from their last checkpoint) and is raised as a GrmError."""
     pending = list(commands.items())
     threads = str(max(1, cores() // jobs))
-    last_alone = "OMP_NUM_THREADS" not in os.environ and len(pending) > jobs > 1
-    last_alone = last_alone and len(pending) % jobs == 1
+    ours = "OMP_NUM_THREADS" not in os.environ
+    last_alone = ours and len(pending) > jobs > 1 and len(pending) % jobs == 1
     running: dict[str, subprocess.Popen] = {}
     rows = iter(range(len(commands)))
     try:
