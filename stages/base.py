@@ -7,7 +7,7 @@ train, variants, base). Writes data/bases/VARIANT.safetensors for each.
 On a CPU the bases train side by side, up to `base.jobs` at a time ('auto': one per core),
 the cores shared out among them (grm/pipeline/side_by_side.py). A base whose run is already
 complete (same run key) is not trained again, so adding a variant trains only its base,
-with every core.
+on the share of the cores it would have had from scratch: the same model either way.
 """
 
 import sys

@@ -10,7 +10,8 @@ per rate point, data/checkpoints/rates/VARIANT-RATE.
 On a CPU the fine-tunes train side by side, up to `train.jobs` at a time ('auto': one per
 core), the longest first so that trainings of equal length pair up (grm/pipeline/
 side_by_side.py). A rate point whose run is already complete (same run key) is not trained
-again, so adding a rate point or a variant trains only its own.
+again, so adding a rate point or a variant trains only its own, each on the share of the
+cores it would have had from scratch.
 """
 
 import sys

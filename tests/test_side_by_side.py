@@ -1,5 +1,5 @@
-"""Trainings side by side: how many at once, the cores shared out for good, and a failure
-that stops the rest."""
+"""Trainings side by side: how many at once, each one's share of the cores whatever else
+trains, and a failure that stops the rest."""
 
 import sys
 import time
@@ -13,15 +13,15 @@ from grm.pipeline import side_by_side
 def test_jobs_follow_the_cores_and_stay_one_under_a_launcher(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(side_by_side, "cores", lambda: 2)
-    assert side_by_side.jobs_for("auto", 3) == 2
-    assert side_by_side.jobs_for(1, 3) == 1
-    assert side_by_side.jobs_for(8, 3) == 2  # never more than the cores
-    assert side_by_side.jobs_for("auto", 1) == 1
+    assert side_by_side.jobs_for("auto") == 2
+    assert side_by_side.jobs_for(1) == 1
+    assert side_by_side.jobs_for(8) == 2  # never more than the cores
+    assert [side_by_side.share(j) for j in (1, 2)] == [2, 1]
     monkeypatch.setenv("WORLD_SIZE", "2")  # accelerate launch / torchrun: one after another
-    assert side_by_side.jobs_for("auto", 3) == 1
+    assert side_by_side.jobs_for("auto") == 1
     for bad in (0, "two", True, 1.5):
         with pytest.raises(ValueError, match="base.jobs"):
-            side_by_side.jobs_for(bad, 3)
+            side_by_side.jobs_for(bad)
 
 
 def test_a_gpu_is_shared_only_when_a_number_is_asked_for(monkeypatch):
@@ -30,9 +30,28 @@ def test_a_gpu_is_shared_only_when_a_number_is_asked_for(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(side_by_side, "cores", lambda: 16)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert side_by_side.jobs_for("auto", 8) == 1
-    assert side_by_side.jobs_for(6, 8, "train.jobs") == 6
-    assert side_by_side.jobs_for(6, 3, "train.jobs") == 3
+    assert side_by_side.jobs_for("auto") == 1
+    assert side_by_side.jobs_for(6, "train.jobs") == 6
+
+
+def test_one_left_to_train_gets_the_share_it_would_get_beside_others(monkeypatch):
+    """A model must not depend on what an earlier run already trained: the one base added
+    to a list trains here, on the thread count it would have had from scratch, not on every
+    core; the caller's count is back afterwards. A user's OMP_NUM_THREADS is left alone."""
+    import torch
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(side_by_side, "cores", lambda: 2)
+    before = torch.get_num_threads()
+    seen = []
+    todo = {"the base of new": (lambda: seen.append(torch.get_num_threads()), ["unused"])}
+    side_by_side.train_all(todo, "base", None, {"base": {"jobs": "auto"}})
+    side_by_side.train_all(todo, "base", None, {"base": {"jobs": 1}})
+    assert seen == [1, before] and torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    side_by_side.train_all(todo, "base", None, {"base": {"jobs": "auto"}})
+    assert seen[-1] == before
 
 
 CHILD = """
@@ -56,34 +75,21 @@ out.write_text(" ".join([os.environ["OMP_NUM_THREADS"], os.environ[side_by_side.
 """
 
 
-def test_each_child_keeps_its_share_and_one_left_over_runs_on_every_core(tmp_path, monkeypatch):
-    """A training's floats round by its thread count, so the count is fixed when it starts,
-    by the list alone: never raised when the others happen to finish (another model each
-    run). Three on two jobs: two side by side, then the third on every core, after both."""
+def test_each_child_keeps_its_share_and_the_next_starts_when_a_place_is_free(tmp_path, monkeypatch):
+    """A training's floats round by its thread count, so each child gets its share when it
+    starts, whatever is left: never more when the others happen to finish (another model
+    each run). Three on two jobs: the third starts as soon as one ends, on the same share
+    (the long one ends only once the third has written its file)."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cmd = [sys.executable, "-c", CHILD]
+    waits = {"long": f"until:{tmp_path / 'third'}", "short": "0", "third": "0"}
     side_by_side.run_all(
-        {
-            name: cmd + [str(tmp_path / name), wait]
-            for name, wait in (("long", "1.5"), ("short", "0.2"), ("last", "0"))
-        },
-        jobs=2,
+        {name: cmd + [str(tmp_path / name), wait] for name, wait in waits.items()}, jobs=2
     )
-    runs = {n: (tmp_path / n).read_text().split() for n in ("long", "short", "last")}
-    share = str(max(1, side_by_side.cores() // 2))
-    assert runs["long"][:2] == [share, "0"] and runs["short"][:2] == [share, "1"]
-    assert runs["last"][:2] == [str(side_by_side.cores()), "2"]
-    assert float(runs["last"][2]) >= float(runs["long"][3])  # it waited for the long one
-
-    # An even count leaves none over: each keeps its share, and the next starts as soon as
-    # a place is free (the long one ends only once the third has written its file).
-    even = {"long": f"until:{tmp_path / 'third'}", "short": "0", "third": "0", "fourth": "0"}
-    side_by_side.run_all(
-        {name: cmd + [str(tmp_path / name), wait] for name, wait in even.items()}, jobs=2
-    )
-    third = (tmp_path / "third").read_text().split()
-    assert third[0] == share
-    assert float(third[3]) < float((tmp_path / "long").read_text().split()[3])
+    runs = {n: (tmp_path / n).read_text().split() for n in waits}
+    share = str(side_by_side.share(2))
+    assert [runs[n][:2] for n in waits] == [[share, "0"], [share, "1"], [share, "2"]]
+    assert float(runs["third"][3]) < float(runs["long"][3])
 
 
 def test_a_failure_stops_the_others_and_names_the_one_that_failed(tmp_path):

@@ -9,6 +9,7 @@ jobs is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -21,35 +22,49 @@ from ..threads import cores
 PROGRESS_ROW = "GRM_PROGRESS_ROW"
 
 
-def jobs_for(requested, count: int, key: str = "base.jobs") -> int:
-    """How many of ``count`` trainings to run at once: ``requested`` (the setting ``key``;
-    'auto': one per core), never more than the cores, and 1 under a launcher. On a GPU
-    'auto' is 1, and a number shares the one GPU among that many trainings: a compact
-    model's small kernels leave most of it idle."""
+def jobs_for(requested, key: str = "base.jobs") -> int:
+    """How many trainings to run at once: ``requested`` (the setting ``key``; 'auto': one
+    per core), never more than the cores, and 1 under a launcher. On a GPU 'auto' is 1, and
+    a number shares the one GPU among that many trainings: a compact model's small kernels
+    leave most of it idle. It does not depend on how many there are to train: it sets each
+    training's share of the cores (``share``), and so its floats."""
     if requested in (None, "auto"):
         wanted = cores()
     elif isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1:
         wanted = requested
     else:
         raise ValueError(f"{key} must be 'auto' or a positive integer, got {requested!r}")
-    if count < 2 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return 1
     import torch
 
     if torch.cuda.is_available() and requested in (None, "auto"):
         return 1
-    return max(1, min(wanted, count, cores()))
+    return max(1, min(wanted, cores()))
+
+
+def share(jobs: int) -> int:
+    """The threads of each training when ``jobs`` run at once."""
+    return max(1, cores() // jobs)
 
 
 def train_all(todo: dict, section: str, root, params: dict) -> None:
     """Train each of ``todo`` (label → (a function that trains it in this process, the
-    command that trains it alone)): on a CPU side by side, ``<section>.jobs`` at a time,
-    each a child process; else one after another here, with every core."""
+    command that trains it alone)): ``<section>.jobs`` at a time, each a child process with
+    its share of the cores; one alone (or with ``jobs`` 1) here, on that same share. A
+    training gets the same share whatever else is left to train, so a model does not
+    depend on what an earlier run already trained: a base added to the list trains as it
+    would from scratch (1.5× slower alone on one of 2 cores than on both)."""
     requested = (params.get(section) or {}).get("jobs", "auto")
-    jobs = jobs_for(requested, len(todo), f"{section}.jobs")
-    if jobs == 1:
-        for here, _ in todo.values():
-            here()
+    jobs = jobs_for(requested, f"{section}.jobs")
+    if jobs == 1 or len(todo) == 1:
+        with contextlib.ExitStack() as threads:
+            if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+                from ..threads import torch_threads
+
+                threads.enter_context(torch_threads(share(jobs)))
+            for here, _ in todo.values():
+                here()
         return
     from .stage import shared_params
     from .tracking import start_pipeline_run
@@ -59,28 +74,20 @@ def train_all(todo: dict, section: str, root, params: dict) -> None:
 
 
 def run_all(commands: dict[str, list[str]], jobs: int) -> None:
-    """Run each command as its own process, ``jobs`` at a time, the cores shared out as
-    OpenMP threads (a user's own OMP_NUM_THREADS wins). A training keeps its thread count
-    from start to end: its floats round by it, so a count that changed when the others
-    happened to finish would make every run's model another. Where the count leaves one
-    over (5 on 2 cores), that last one waits for the rest and runs on every core: a share
-    known from the list alone. The first failure stops the others (their trainings resume
-    from their last checkpoint) and is raised as a GrmError."""
+    """Run each command as its own process, ``jobs`` at a time, each with its ``share`` of
+    the cores as OpenMP threads (a user's own OMP_NUM_THREADS wins) from start to end: a
+    training's floats round by its thread count, so a count raised when the others happened
+    to finish would make every run's model another. The first failure stops the others
+    (their trainings resume from their last checkpoint) and is raised as a GrmError."""
     pending = list(commands.items())
-    threads = str(max(1, cores() // jobs))
-    ours = "OMP_NUM_THREADS" not in os.environ
-    last_alone = ours and len(pending) > jobs > 1 and len(pending) % jobs == 1
     running: dict[str, subprocess.Popen] = {}
     rows = iter(range(len(commands)))
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                alone = last_alone and len(pending) == 1
-                if alone and running:
-                    break
                 name, cmd = pending.pop(0)
                 env = {**os.environ, PROGRESS_ROW: str(next(rows))}
-                env.setdefault("OMP_NUM_THREADS", str(cores()) if alone else threads)
+                env.setdefault("OMP_NUM_THREADS", str(share(jobs)))
                 running[name] = subprocess.Popen(cmd, env=env)
             for name, proc in list(running.items()):
                 code = proc.poll()
