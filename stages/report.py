@@ -179,7 +179,7 @@ def main():
 
 
 def record_evaluations(params: dict) -> None:
-    """Each rate point's evaluation in its training's MLflow run (finished with it), unless
+    """Each rate point's evaluation in its training's MLflow run (finished again after), unless
     the run already holds this evaluation."""
     from grm.pipeline.tracking import recording_once
 

@@ -229,6 +229,8 @@ def test_changed_data_or_settings_retrain_from_scratch_bookkeeping_does_not(tmp_
     statuses = [s for s in run_status(tmp_path).values() if s[1] == "rate_point"]
     assert len(statuses) == 2, "a fresh start must get its own MLflow run"
     assert [s[2] for s in statuses if s[2]] == ["training data changed"]
+    # Each run ends with its training (the one found complete too), not at the report.
+    assert [s[0] for s in statuses] == ["FINISHED", "FINISHED"]
     # A setting that decides the weights: from scratch again.
     write_params(tmp_path / "params.yaml", shards, steps=6, val_every=3, seed=1)
     r = run_train(tmp_path, "ck")

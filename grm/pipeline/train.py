@@ -411,6 +411,8 @@ def train(
         _trace(acc, objective, seen, trace_dir)
     acc.wait_for_everyone()
     acc.end_training()
+    if tracker:  # FINISHED now, not when the report comes: a stopped pipeline leaves none RUNNING
+        tracker.finish()
     return result
 
 
