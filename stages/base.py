@@ -75,6 +75,7 @@ def main():
     me = [sys.executable, "-m", "stages.base", "--params", args.params]
     train_all(
         {f"the base of {v}": (partial(train_base, params, v), me + [v]) for v in todo},
+        len(variants(params)),
         "base",
         ROOT,
         params,

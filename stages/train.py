@@ -104,6 +104,7 @@ def main():
             )
             for v, r in todo
         },
+        len(variants(params)) * len(params["rates"]),
         "train",
         ROOT,
         params,

@@ -13,15 +13,16 @@ from grm.pipeline import side_by_side
 def test_jobs_follow_the_cores_and_stay_one_under_a_launcher(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(side_by_side, "cores", lambda: 2)
-    assert side_by_side.jobs_for("auto") == 2
-    assert side_by_side.jobs_for(1) == 1
-    assert side_by_side.jobs_for(8) == 2  # never more than the cores
+    assert side_by_side.jobs_for("auto", 3) == 2
+    assert side_by_side.jobs_for(1, 3) == 1
+    assert side_by_side.jobs_for(8, 3) == 2  # never more than the cores
+    assert side_by_side.jobs_for("auto", 1) == 1
     assert [side_by_side.share(j) for j in (1, 2)] == [2, 1]
     monkeypatch.setenv("WORLD_SIZE", "2")  # accelerate launch / torchrun: one after another
-    assert side_by_side.jobs_for("auto") == 1
+    assert side_by_side.jobs_for("auto", 3) == 1
     for bad in (0, "two", True, 1.5):
         with pytest.raises(ValueError, match="base.jobs"):
-            side_by_side.jobs_for(bad)
+            side_by_side.jobs_for(bad, 3)
 
 
 def test_a_gpu_is_shared_only_when_a_number_is_asked_for(monkeypatch):
@@ -30,14 +31,16 @@ def test_a_gpu_is_shared_only_when_a_number_is_asked_for(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(side_by_side, "cores", lambda: 16)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert side_by_side.jobs_for("auto") == 1
-    assert side_by_side.jobs_for(6, "train.jobs") == 6
+    assert side_by_side.jobs_for("auto", 8) == 1
+    assert side_by_side.jobs_for(6, 8, "train.jobs") == 6
+    assert side_by_side.jobs_for(6, 3, "train.jobs") == 3
 
 
-def test_one_left_to_train_gets_the_share_it_would_get_beside_others(monkeypatch):
-    """A model must not depend on what an earlier run already trained: the one base added
-    to a list trains here, on the thread count it would have had from scratch, not on every
-    core; the caller's count is back afterwards. A user's OMP_NUM_THREADS is left alone."""
+def test_one_left_to_train_gets_the_share_the_whole_list_gives_it(monkeypatch):
+    """A model must not depend on what an earlier run had already trained: the one base
+    added to a list of two trains here on the thread count it would have had from scratch
+    beside the other, not on every core; the caller's count is back afterwards. A list of
+    one trains on every core; a user's OMP_NUM_THREADS is left alone."""
     import torch
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
@@ -46,11 +49,11 @@ def test_one_left_to_train_gets_the_share_it_would_get_beside_others(monkeypatch
     before = torch.get_num_threads()
     seen = []
     todo = {"the base of new": (lambda: seen.append(torch.get_num_threads()), ["unused"])}
-    side_by_side.train_all(todo, "base", None, {"base": {"jobs": "auto"}})
-    side_by_side.train_all(todo, "base", None, {"base": {"jobs": 1}})
-    assert seen == [1, before] and torch.get_num_threads() == before
+    for planned, jobs in ((2, "auto"), (1, "auto"), (2, 1)):
+        side_by_side.train_all(todo, planned, "base", None, {"base": {"jobs": jobs}})
+    assert seen == [1, before, before] and torch.get_num_threads() == before
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    side_by_side.train_all(todo, "base", None, {"base": {"jobs": "auto"}})
+    side_by_side.train_all(todo, 2, "base", None, {"base": {"jobs": "auto"}})
     assert seen[-1] == before
 
 

@@ -22,25 +22,26 @@ from ..threads import cores
 PROGRESS_ROW = "GRM_PROGRESS_ROW"
 
 
-def jobs_for(requested, key: str = "base.jobs") -> int:
+def jobs_for(requested, planned: int, key: str = "base.jobs") -> int:
     """How many trainings to run at once: ``requested`` (the setting ``key``; 'auto': one
-    per core), never more than the cores, and 1 under a launcher. On a GPU 'auto' is 1, and
-    a number shares the one GPU among that many trainings: a compact model's small kernels
-    leave most of it idle. It does not depend on how many there are to train: it sets each
-    training's share of the cores (``share``), and so its floats."""
+    per core), never more than the cores or the ``planned`` trainings (those params.yaml
+    defines for the stage, trained or not), and 1 under a launcher. On a GPU 'auto' is 1,
+    and a number shares the one GPU among that many trainings: a compact model's small
+    kernels leave most of it idle. It sets each training's ``share`` of the cores, and so
+    its floats: hence the planned count, never the count left to train."""
     if requested in (None, "auto"):
         wanted = cores()
     elif isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1:
         wanted = requested
     else:
         raise ValueError(f"{key} must be 'auto' or a positive integer, got {requested!r}")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if planned < 2 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return 1
     import torch
 
     if torch.cuda.is_available() and requested in (None, "auto"):
         return 1
-    return max(1, min(wanted, cores()))
+    return max(1, min(wanted, planned, cores()))
 
 
 def share(jobs: int) -> int:
@@ -48,15 +49,16 @@ def share(jobs: int) -> int:
     return max(1, cores() // jobs)
 
 
-def train_all(todo: dict, section: str, root, params: dict) -> None:
+def train_all(todo: dict, planned: int, section: str, root, params: dict) -> None:
     """Train each of ``todo`` (label → (a function that trains it in this process, the
-    command that trains it alone)): ``<section>.jobs`` at a time, each a child process with
-    its share of the cores; one alone (or with ``jobs`` 1) here, on that same share. A
-    training gets the same share whatever else is left to train, so a model does not
-    depend on what an earlier run already trained: a base added to the list trains as it
-    would from scratch (1.5× slower alone on one of 2 cores than on both)."""
+    command that trains it alone)), of the ``planned`` trainings params.yaml defines for
+    the stage: ``jobs_for`` at a time, each a child process with its share of the cores; one
+    alone (or with one job) here, on that same share. A training gets the share the whole
+    list gives it, whatever is left to train, so that a model does not depend on what an
+    earlier run had trained: a variant added to the list trains as it would from scratch
+    (alone on one core of two, 1.5× slower than on both)."""
     requested = (params.get(section) or {}).get("jobs", "auto")
-    jobs = jobs_for(requested, f"{section}.jobs")
+    jobs = jobs_for(requested, planned, f"{section}.jobs")
     if jobs == 1 or len(todo) == 1:
         with contextlib.ExitStack() as threads:
             if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
