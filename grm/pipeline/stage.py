@@ -23,6 +23,7 @@ SHARED_SECTIONS = ("prepare", "train", "base")
 BOOKKEEPING = ("log_every", "keep_states", "max_bad_steps")
 # Settings of train and base that say how the trainings are scheduled, not what they are.
 SCHEDULING = ("jobs",)
+_LOADED: dict = {}  # the params this stage read
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -132,6 +133,7 @@ def stage_args(description: str, argv=None, extra=None, per_model: bool = False)
         extra(ap)
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    _LOADED["params"] = params  # whose pipeline run a failure marks (run_stage)
     if per_model:
         run_settings(params, args.variant, args.rate)
     return args, params
@@ -168,14 +170,34 @@ def run_stage(fn) -> None:
     try:
         fn()
     except BaseException as e:
-        tracking = sys.modules.get(f"{__package__}.tracking")
-        if tracking is not None and not (isinstance(e, SystemExit) and e.code in (0, None)):
-            tracking.fail_open_runs()
         line = _one_line(e)
+        if not (isinstance(e, SystemExit) and e.code in (0, None)):
+            _fail_runs(e, line)
         if line is None or debugging():
             raise
         print(f"stage error: {line}", file=sys.stderr)
         sys.exit(1)
+
+
+def _fail_runs(e: BaseException, line: str | None) -> None:
+    """The runs this stage opened, and its pipeline's run, marked FAILED: an MLflow that
+    fails too (or is the failure) leaves them as they are, and the stage's own error is the
+    one to report."""
+    from . import mlflow_store
+
+    tracking = sys.modules.get(f"{__package__}.tracking")  # loaded only if it opened runs
+    if tracking is not None:
+        tracking.fail_open_runs()
+    params = _LOADED.get("params")
+    if params is None or isinstance(e, mlflow_store.TrackingUnreachable):
+        return
+    stage = getattr(sys.modules["__main__"].__spec__, "name", None) or Path(sys.argv[0]).stem
+    try:
+        mlflow_store.fail_pipeline_run(
+            Path.cwd(), shared_params(params), f"{stage}: {line or repr(e)}"
+        )
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _one_line(e: BaseException) -> str | None:

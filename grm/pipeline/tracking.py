@@ -9,38 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import subprocess
 import time
 from pathlib import Path
 
-from ..errors import GrmError
+from .mlflow_store import store_client as _client
+from .mlflow_store import experiment_name
 from .provenance import json_digest as digest
 
-DEFAULT_EXPERIMENT = "grm"
 _OPEN: list = []  # runs this process started or resumed: marked FAILED if the stage fails
-
-
-def experiment_name() -> str:
-    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-
-
-def store_root(root: Path) -> Path:
-    """Where the embedded store lives: the repository, also for `dvc exp run --temp/--queue`.
-
-    Those run in a throw-away copy under ``.dvc/tmp/exps/``; a store there would vanish
-    with the copy, so the runs go to the repository that holds it.
-    """
-    root = Path(root).resolve()
-    parts = root.parts
-    for i in range(len(parts) - 3):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return root
-
-
-def tracking_uri(root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
 def git_commit(root: Path) -> str:
@@ -51,48 +28,6 @@ def git_commit(root: Path) -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-_CLIENTS: dict = {}  # (uri, experiment) → (client, experiment id): opened once a process
-
-
-def _client(root: Path, experiment: str):
-    uri = tracking_uri(root)
-    if (uri, experiment) not in _CLIENTS:
-        _CLIENTS[uri, experiment] = _open_client(root, uri, experiment)
-    return _CLIENTS[uri, experiment]
-
-
-def _open_client(root: Path, uri: str, experiment: str):
-    embedded = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
-    if uri.startswith(("http://", "https://")):
-        # MLflow's defaults retry an unreachable server for minutes (5 retries with
-        # exponential backoff, 120 s per request); a mistyped URI should fail in seconds.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    try:
-        exp = client.get_experiment_by_name(experiment)
-    except (MlflowException, OSError) as e:
-        reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        raise GrmError(
-            f"MLflow tracking server {uri} is not reachable ({reason}); fix MLFLOW_TRACKING_URI, "
-            f"or unset it to track into ./mlflow.db"
-        ) from None
-    if exp is None:
-        location = None
-        if embedded:
-            location = (store_root(root) / "mlartifacts").as_uri()
-        exp_id = client.create_experiment(experiment, artifact_location=location)
-    else:
-        exp_id = exp.experiment_id
-    return client, exp_id
 
 
 def _find_or_create(

@@ -131,9 +131,13 @@ def shard_identity(shards: str) -> dict:
     return ident
 
 
+# What records runs in MLflow: it does not decide the weights, so editing it retrains nothing.
+RECORDING = ("grm/pipeline/tracking.py", "grm/pipeline/mlflow_store.py")
+
+
 def training_code_digest(root: Path) -> str:
     """Digest of the code the train stage runs, less tracking (it records, it does not decide)."""
-    return code_digest(root, "stages/train.py", exclude=("grm/pipeline/tracking.py",))
+    return code_digest(root, "stages/train.py", exclude=RECORDING)
 
 
 def run_key(s: TrainSettings, shards: str, code: str) -> dict:
