@@ -55,6 +55,7 @@ def test_one_left_to_train_gets_the_share_the_whole_list_gives_it(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     side_by_side.train_all(todo, 2, "base", None, {"base": {"jobs": "auto"}})
     assert seen[-1] == before
+    side_by_side.train_all({}, 2, "base", None, {})  # nothing left: no MLflow, no children
 
 
 CHILD = """

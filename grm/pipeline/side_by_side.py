@@ -59,6 +59,8 @@ def train_all(todo: dict, planned: int, section: str, root, params: dict) -> Non
     (alone on one core of two, 1.5× slower than on both)."""
     requested = (params.get(section) or {}).get("jobs", "auto")
     jobs = jobs_for(requested, planned, f"{section}.jobs")
+    if not todo:
+        return
     if jobs == 1 or len(todo) == 1:
         with contextlib.ExitStack() as threads:
             if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
