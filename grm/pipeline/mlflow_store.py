@@ -82,6 +82,20 @@ def _open_client(root: Path, uri: str, experiment: str):
     return client, exp_id
 
 
+def pipeline_tags(shared_params: dict) -> dict:
+    """The tags that name a pipeline configuration's run."""
+    return {"grm.pipeline": digest(shared_params), "grm.kind": "pipeline"}
+
+
+def latest_run(client, exp_id: str, tags: dict):
+    """The most recently started run with these tags, or None."""
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    found = client.search_runs(
+        [exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"]
+    )
+    return found[0] if found else None
+
+
 def fail_pipeline_run(root: Path, shared_params: dict, why: str) -> None:
     """Mark the RUNNING pipeline run of these parameters FAILED, the failing stage's line
     in its tag ``grm.failure``: a stage that opens no run of its own (an evaluation, a classic
@@ -91,10 +105,7 @@ def fail_pipeline_run(root: Path, shared_params: dict, why: str) -> None:
     if embedded and not (store_root(root) / "mlflow.db").is_file():
         return
     client, exp_id = store_client(root, experiment_name())
-    query = f"tags.`grm.pipeline` = '{digest(shared_params)}' and tags.`grm.kind` = 'pipeline'"
-    found = client.search_runs(
-        [exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"]
-    )
-    if found and found[0].info.status == "RUNNING":
-        client.set_tag(found[0].info.run_id, "grm.failure", why[:5000])
-        client.set_terminated(found[0].info.run_id, "FAILED")
+    run = latest_run(client, exp_id, pipeline_tags(shared_params))
+    if run is not None and run.info.status == "RUNNING":
+        client.set_tag(run.info.run_id, "grm.failure", why[:5000])
+        client.set_terminated(run.info.run_id, "FAILED")

@@ -62,11 +62,10 @@ def train_all(todo: dict, planned: int, section: str, root, params: dict) -> Non
     if not todo:
         return
     if jobs == 1 or len(todo) == 1:
-        with contextlib.ExitStack() as threads:
-            if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-                from ..threads import torch_threads
+        from ..threads import torch_threads
 
-                threads.enter_context(torch_threads(share(jobs)))
+        ours = jobs > 1 and "OMP_NUM_THREADS" not in os.environ
+        with torch_threads(share(jobs)) if ours else contextlib.nullcontext():
             for here, _ in todo.values():
                 here()
         return

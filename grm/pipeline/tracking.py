@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from .mlflow_store import store_client as _client
-from .mlflow_store import experiment_name
-from .provenance import json_digest as digest
+from .mlflow_store import experiment_name, latest_run, pipeline_tags
 
 _OPEN: list = []  # runs this process started or resumed: marked FAILED if the stage fails
 
@@ -37,17 +36,10 @@ def _find_or_create(
     ``new``) a new one."""
     if parent:
         tags = {**tags, "mlflow.parentRunId": parent}
-    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    found = (
-        []
-        if new
-        else client.search_runs(
-            [exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"]
-        )
-    )
-    if found:
-        run_id = found[0].info.run_id
-        if found[0].info.status != "RUNNING":
+    found = None if new else latest_run(client, exp_id, tags)
+    if found is not None:
+        run_id = found.info.run_id
+        if found.info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")
         return run_id
     return client.create_run(exp_id, tags=tags, run_name=name).info.run_id
@@ -126,10 +118,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def pipeline_tracker(root: Path, shared_params: dict, experiment: str | None = None) -> Tracker:
     client, exp_id = _client(root, experiment or experiment_name())
-    pid = digest(shared_params)
-    run_id = _find_or_create(
-        client, exp_id, {"grm.pipeline": pid, "grm.kind": "pipeline"}, f"pipeline-{pid[:8]}"
-    )
+    tags = pipeline_tags(shared_params)
+    run_id = _find_or_create(client, exp_id, tags, f"pipeline-{tags['grm.pipeline'][:8]}")
     t = _opened(Tracker(client, run_id, exp_id))
     t.params(shared_params)
     return t
